@@ -1,0 +1,28 @@
+"""gunicorn settings for Jackdaw; every value can be overridden by the environment."""
+
+import os
+
+bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("JACKDAW_WORKERS", "2"))
+threads = int(os.environ.get("JACKDAW_THREADS", "8"))
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+preload_app = False  # job threads must start in each worker, after the fork
+control_socket_disable = True
+accesslog = os.environ.get("JACKDAW_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# behind nginx: trust X-Forwarded-* only from the local proxy
+forwarded_allow_ips = os.environ.get("JACKDAW_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    worker.wsgi.extensions["jackdaw"].start()
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    app = getattr(worker, "wsgi", None)
+    if app is not None:
+        app.extensions["jackdaw"].stop()

@@ -1,0 +1,63 @@
+"""Wiring: settings → database → jobs → DNS provider → upstream → blueprints."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import event
+
+from jackdaw.db import make_engine, make_sessionmaker
+from jackdaw.dns.registry import build_provider
+from jackdaw.jobs import JobQueue
+from jackdaw.nonces import sweep as sweep_nonces
+from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
+from jackdaw.ra.validation import ValidationJob
+from jackdaw.runtime import Runtime
+from jackdaw.settings import Settings
+from jackdaw.upstream.account import UpstreamAccount
+from jackdaw.upstream.dns01 import DNS01Solver
+from jackdaw.upstream.issuer import OrderJob
+from jackdaw.va.http01 import HTTP01Validator
+from jackdaw.wfe import errors
+from jackdaw.wfe.views import bp
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)
+    logging.getLogger("jackdaw").setLevel(level)
+
+
+def build_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    provider = build_provider(settings.dns_provider, settings.env)  # fails fast on bad DNS settings
+
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    queue = JobQueue(engine, sessions, threads=settings.job_threads)
+    event.listen(sessions, "after_commit", queue.after_commit)
+
+    upstream = UpstreamAccount(settings)
+    validator = HTTP01Validator(
+        port=settings.challenge_http_port,
+        timeout=settings.challenge_timeout,
+        retries=settings.challenge_retries,
+        retry_delay=settings.challenge_retry_delay,
+        resolver=settings.dns_resolver,
+    )
+    validation = ValidationJob(sessions, queue, validator)
+    issuance = OrderJob(sessions, upstream, DNS01Solver(settings, provider, sessions))
+    queue.register(JOB_VALIDATE, validation, validation.give_up)
+    queue.register(JOB_ORDER, issuance, issuance.give_up)
+    queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
+
+    app = Flask("jackdaw", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream)
+    app.register_blueprint(bp)
+    errors.register(app)
+    return app

@@ -1,0 +1,1 @@
+"""Built-in DNS providers; each module holds one DNSProvider subclass."""

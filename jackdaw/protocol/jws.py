@@ -1,0 +1,131 @@
+"""The one module that touches josepy's JWS: parse a flattened JWS and verify it.
+
+Order of checks follows Boulder's wfe2/verify.go; account lookup and nonce redemption happen
+in the web layer (they need the database) after `parse` and before/after `verify_signature`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+import josepy as jose
+from acme import jws as acme_jws
+
+from jackdaw.protocol import problems
+
+MAX_BODY_BYTES = 64 * 1024
+ALGORITHMS = ("RS256", "ES256", "ES384", "ES512")
+_CURVE_FOR_ALG = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+@dataclass(frozen=True)
+class ParsedJWS:
+    jws: acme_jws.JWS
+    alg: str
+    nonce: bytes
+    url: str
+    jwk: jose.JWK | None
+    kid: str | None
+
+    @property
+    def payload(self) -> bytes:
+        payload: bytes = self.jws.payload
+        return payload
+
+    def payload_json(self) -> dict[str, Any]:
+        """The payload as a JSON object; POST-as-GET callers check `payload == b''` instead."""
+        try:
+            obj = json.loads(self.payload)
+        except (ValueError, UnicodeDecodeError):
+            raise problems.Malformed("JWS payload is not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise problems.Malformed("JWS payload must be a JSON object")
+        return obj
+
+
+def parse(body: bytes) -> ParsedJWS:
+    """Structure and protected-header checks that need no key and no database."""
+    if len(body) > MAX_BODY_BYTES:
+        raise problems.Malformed(f"request body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise problems.Malformed("request body is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise problems.Malformed("request body must be a flattened JWS JSON object")
+    if "signatures" in obj:
+        raise problems.Malformed("JWS with multiple signatures is not allowed; use the flattened form")
+    if "header" in obj:
+        raise problems.Malformed("JWS unprotected 'header' is not allowed")
+    for member in ("protected", "payload", "signature"):
+        if not isinstance(obj.get(member), str):
+            raise problems.Malformed(f"JWS is missing its '{member}' member")
+    alg = _protected_alg(obj["protected"])
+    try:
+        parsed = cast(acme_jws.JWS, acme_jws.JWS.from_json(obj))
+    except (jose.DeserializationError, ValueError, TypeError, KeyError, AssertionError) as exc:
+        raise problems.Malformed(f"JWS could not be parsed: {exc}") from None
+    header = cast(acme_jws.Header, parsed.signature.combined)
+    if header.nonce is None:
+        raise problems.BadNonce("JWS has no 'nonce' in its protected header")
+    if not header.url:
+        raise problems.Malformed("JWS has no 'url' in its protected header")
+    if (header.jwk is None) == (header.kid is None):
+        raise problems.Malformed("JWS must carry exactly one of 'jwk' and 'kid'")
+    return ParsedJWS(jws=parsed, alg=alg, nonce=header.nonce, url=header.url, jwk=header.jwk, kid=header.kid)
+
+
+def _protected_alg(protected_b64: str) -> str:
+    # Checked before josepy sees the header: josepy accepts HS256 and "none" is a parse error.
+    try:
+        protected = json.loads(jose.b64.b64decode(protected_b64))
+    except (ValueError, UnicodeDecodeError, TypeError):
+        raise problems.Malformed("JWS protected header is not valid base64url JSON") from None
+    if not isinstance(protected, dict):
+        raise problems.Malformed("JWS protected header must be a JSON object")
+    alg = protected.get("alg")
+    if alg not in ALGORITHMS:
+        raise problems.BadSignatureAlgorithm(
+            f"JWS algorithm {alg!r} is not supported", algorithms=list(ALGORITHMS)
+        )
+    return str(alg)
+
+
+def verify_signature(parsed: ParsedJWS, key: jose.JWK) -> None:
+    """Check the algorithm matches the key, then the signature, always with an explicit key."""
+    if isinstance(key, jose.JWKRSA):
+        ok = parsed.alg == "RS256"
+        if key.key.key_size < 2048:
+            raise problems.BadPublicKey("RSA account keys must be at least 2048 bits")
+    elif isinstance(key, jose.JWKEC):
+        ok = _CURVE_FOR_ALG.get(parsed.alg) == key.key.curve.name
+    else:
+        raise problems.BadPublicKey("account key type is not supported (RSA or ECDSA only)")
+    if not ok:
+        raise problems.BadSignatureAlgorithm(
+            f"JWS algorithm {parsed.alg} does not match the key", algorithms=list(ALGORITHMS)
+        )
+    try:
+        valid = parsed.jws.verify(key)
+    except Exception:  # a malformed signature makes cryptography raise, not return False
+        valid = False
+    if not valid:
+        raise problems.Malformed("JWS signature is invalid")
+
+
+def thumbprint(key: jose.JWK) -> str:
+    """RFC 7638 thumbprint, base64url, as used in key authorizations and account lookup."""
+    return jose.b64.b64encode(key.thumbprint()).decode()
+
+
+def load_jwk(obj: dict[str, Any]) -> jose.JWK:
+    """A stored or received public JWK; raises Malformed for anything josepy cannot load."""
+    try:
+        key = jose.JWK.from_json(obj)
+    except (jose.DeserializationError, ValueError, TypeError, KeyError):
+        raise problems.Malformed("JWK could not be parsed") from None
+    if not isinstance(key, jose.JWK):
+        raise problems.Malformed("JWK could not be parsed")
+    return key

@@ -1,0 +1,74 @@
+"""Finalize-time CSR checks (RFC 8555 §7.4): the client's CSR is sent upstream unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import josepy as jose
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from jackdaw.protocol import problems
+from jackdaw.protocol.jws import load_jwk
+
+_CURVES = ("secp256r1", "secp384r1")
+
+
+def parse_csr(b64: object) -> x509.CertificateSigningRequest:
+    if not isinstance(b64, str) or not b64:
+        raise problems.Malformed("finalize needs a 'csr' string (base64url DER)")
+    try:
+        der = jose.b64.b64decode(b64)
+        return x509.load_der_x509_csr(der)
+    except (ValueError, TypeError):
+        raise problems.BadCSR("CSR is not valid base64url DER") from None
+
+
+def csr_names(csr: x509.CertificateSigningRequest) -> set[str]:
+    names: set[str] = set()
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        if san.value.get_values_for_type(x509.IPAddress):
+            raise problems.BadCSR("CSR contains IP address SANs, which this relay does not issue")
+        names.update(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
+    for attr in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        value = attr.value
+        names.add((value.decode() if isinstance(value, bytes) else value).lower())
+    return names
+
+
+def check_csr(csr: x509.CertificateSigningRequest, identifiers: list[str], account_jwk: dict[str, Any]) -> None:
+    try:
+        signed = csr.is_signature_valid
+    except Exception:
+        signed = False
+    if not signed:
+        raise problems.BadCSR("CSR signature is invalid")
+    key = csr.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise problems.BadCSR(f"RSA key of {key.key_size} bits is too small (2048 at least)")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in _CURVES:
+            raise problems.BadCSR(f"ECDSA curve {key.curve.name} is not accepted (P-256 or P-384)")
+    else:
+        raise problems.BadCSR("CSR key must be RSA (2048 bits or more) or ECDSA P-256/P-384")
+    account_key = load_jwk(account_jwk).public_key().key
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_bytes(*spki) == account_key.public_bytes(*spki):
+        raise problems.BadCSR("the certificate key must not be the account key")
+    names = csr_names(csr)
+    wanted = set(identifiers)
+    if names != wanted:
+        missing, extra = sorted(wanted - names), sorted(names - wanted)
+        detail = "CSR names do not match the order's identifiers"
+        if missing:
+            detail += f"; missing: {', '.join(missing)}"
+        if extra:
+            detail += f"; not in the order: {', '.join(extra)}"
+        raise problems.BadCSR(detail)

@@ -1,0 +1,93 @@
+"""Order, authorization and challenge state (RFC 8555 §7.1.6) for leg 1."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from jackdaw.db import rowcount
+from jackdaw.jobs import JobQueue
+from jackdaw.models import Account, Authz, Challenge, Order, utcnow
+from jackdaw.protocol import problems
+from jackdaw.protocol.constants import CHALLENGE_HTTP01, Status
+from jackdaw.ra import csr as csr_checks
+from jackdaw.ra.policy import check_identifiers
+
+ORDER_LIFETIME = timedelta(days=7)
+AUTHZ_LIFETIME = timedelta(days=7)
+
+JOB_VALIDATE = "validate"
+JOB_ORDER = "order"
+
+
+def new_order(session: Session, account: Account, payload: dict[str, Any], allowed_domains: tuple[str, ...]) -> Order:
+    if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
+        raise problems.Malformed("notBefore and notAfter are not supported")
+    names = check_identifiers(payload.get("identifiers"), allowed_domains)
+    now = utcnow()
+    order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names)
+    session.add(order)
+    for position, name in enumerate(names):
+        authz = Authz(order=order, position=position, identifier=name, status=Status.PENDING,
+                      expires=now + AUTHZ_LIFETIME)
+        session.add(authz)
+        session.add(Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32),
+                              status=Status.PENDING, validation_records=[]))
+    session.flush()
+    return order
+
+
+def owned(obj: Order | None, account: Account, what: str) -> Order:
+    """An object of another account is reported exactly like a missing one."""
+    if obj is None or obj.account_id != account.id:
+        raise problems.NotFound(f"no such {what}")
+    return obj
+
+
+def respond_to_challenge(session: Session, queue: JobQueue, challenge: Challenge) -> None:
+    """Start validation once, however many times the client POSTs (guarded UPDATE)."""
+    authz = challenge.authz
+    if authz.status != Status.PENDING or challenge.status != Status.PENDING:
+        return  # already processing or decided: the POST is answered with the current state
+    if authz.expires <= utcnow():
+        raise problems.Malformed("authorization has expired")
+    started = rowcount(session.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge.id, Challenge.status == Status.PENDING)
+        .values(status=Status.PROCESSING)
+        .execution_options(synchronize_session=False)
+    ))
+    if started:
+        queue.enqueue(session, JOB_VALIDATE, challenge.id)
+    session.refresh(challenge)
+
+
+def finalize(session: Session, queue: JobQueue, order: Order, account: Account, payload: dict[str, Any]) -> None:
+    if order.status != Status.READY:
+        raise problems.OrderNotReady(f"order is {order.status}, not ready")
+    csr = csr_checks.parse_csr(payload.get("csr"))
+    csr_checks.check_csr(csr, order.identifiers, account.jwk)
+
+    started = rowcount(session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == Status.READY)
+        .values(status=Status.PROCESSING, csr=csr.public_bytes(Encoding.DER), updated=utcnow())
+        .execution_options(synchronize_session=False)
+    ))
+    if not started:
+        raise problems.OrderNotReady("order is already being finalized")
+    queue.enqueue(session, JOB_ORDER, order.id)
+    session.refresh(order)
+
+
+def fail_order(order: Order, problem: problems.AcmeProblem) -> None:
+    if order.status in (Status.VALID, Status.INVALID):
+        return
+    order.status = Status.INVALID
+    order.error = problem.to_json()
+    order.updated = utcnow()

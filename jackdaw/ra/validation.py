@@ -1,0 +1,74 @@
+"""The `validate` job: run the relay's HTTP-01 check, then move challenge, authz and order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import josepy as jose
+from acme import challenges
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.jobs import JobContext, JobQueue
+from jackdaw.models import Challenge, utcnow
+from jackdaw.protocol import problems
+from jackdaw.protocol.constants import Status
+from jackdaw.protocol.jws import load_jwk
+from jackdaw.ra.orders import JOB_ORDER, fail_order
+from jackdaw.va.http01 import HTTP01Validator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ValidationJob:
+    sessions: sessionmaker[Session]
+    queue: JobQueue
+    validator: HTTP01Validator
+
+    def __call__(self, ctx: JobContext) -> None:
+        with self.sessions() as s:
+            chall = s.get(Challenge, ctx.subject_id)
+            if chall is None or chall.status != Status.PROCESSING:
+                return
+            name = chall.authz.identifier
+            token = chall.token
+            account_key = load_jwk(chall.authz.order.account.jwk)
+        # Network I/O happens outside any transaction (SQLite holds its write lock per transaction).
+        http01 = challenges.HTTP01(token=jose.b64.b64decode(token))
+        expected = http01.key_authorization(account_key)
+        result = self.validator.validate(name, token, expected)
+        with self.sessions.begin() as s:
+            chall = s.get(Challenge, ctx.subject_id, with_for_update=True)
+            if chall is None or chall.status != Status.PROCESSING:
+                return
+            chall.validation_records = result.records
+            authz = chall.authz
+            order = authz.order
+            if result.problem is None:
+                chall.status = Status.VALID
+                chall.validated = utcnow()
+                authz.status = Status.VALID
+                if order.status == Status.PENDING and all(a.status == Status.VALID for a in order.authzs):
+                    order.status = Status.READY
+                    order.updated = utcnow()
+                    # Leg 2 starts now, while the client is still on its way to finalize.
+                    self.queue.enqueue(s, JOB_ORDER, order.id)
+                log.info("validated %s for order %s", name, order.id)
+            else:
+                chall.status = Status.INVALID
+                chall.error = result.problem.to_json()
+                authz.status = Status.INVALID
+                fail_order(order, result.problem)
+                log.info("validation of %s failed for order %s: %s", name, order.id, result.problem.detail)
+
+    def give_up(self, challenge_id: str, reason: str) -> None:
+        with self.sessions.begin() as s:
+            chall = s.get(Challenge, challenge_id)
+            if chall is None or chall.status != Status.PROCESSING:
+                return
+            problem = problems.ServerInternal("validation could not be completed", identifier=chall.authz.identifier)
+            chall.status = Status.INVALID
+            chall.error = problem.to_json()
+            chall.authz.status = Status.INVALID
+            fail_order(chall.authz.order, problem)

@@ -1,0 +1,39 @@
+"""Everything one app instance wires together (built once by create_app)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.jobs import JobQueue
+from jackdaw.settings import Settings
+from jackdaw.upstream.account import UpstreamAccount
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    queue: JobQueue
+    upstream: UpstreamAccount
+
+    def start(self) -> None:
+        """Start job threads; call in each gunicorn worker (threads do not survive fork)."""
+        self.queue.start()
+        log.info("job threads started (%d)", self.queue.threads)
+
+    def stop(self) -> None:
+        self.queue.stop()
+        self.engine.dispose()
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["jackdaw"]
+    return rt

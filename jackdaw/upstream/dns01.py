@@ -1,0 +1,85 @@
+"""DNS-01 for leg 2: write every TXT value of an order, wait once for the authoritative
+servers to serve them all, and remove exactly what was written, whatever happens.
+
+Each value is recorded in `dns_records` before the provider is called and the row is removed
+only after the provider removed the value, so a crash in between is cleaned up later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.dns.base import DNSProvider
+from jackdaw.dns.propagation import wait_for_txt
+from jackdaw.dns.resolver import find_zone, follow_cname, make_resolver
+from jackdaw.models import DnsRecord
+from jackdaw.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TxtRecord:
+    zone: str
+    fqdn: str
+    value: str
+
+
+@dataclass
+class DNS01Solver:
+    settings: Settings
+    provider: DNSProvider
+    sessions: sessionmaker[Session]
+
+    def locate(self, validation_name: str) -> tuple[str, str]:
+        """(zone, fqdn) where the TXT goes: the CNAME target when the name is delegated."""
+        resolver = make_resolver(self.settings.dns_resolver)
+        fqdn = follow_cname(validation_name, resolver)
+        return find_zone(fqdn, resolver), fqdn
+
+    def present(self, order_id: str, wanted: list[tuple[str, str]]) -> list[TxtRecord]:
+        """Write (validation name, value) pairs; returns what was written."""
+        written: list[TxtRecord] = []
+        for name, value in wanted:
+            zone, fqdn = self.locate(name)
+            with self.sessions.begin() as s:
+                s.add(DnsRecord(order_id=order_id, zone=zone, fqdn=fqdn, value=value))
+            self.provider.present(zone, fqdn, value)
+            written.append(TxtRecord(zone, fqdn, value))
+            log.info("order %s: TXT %s written in zone %s", order_id, fqdn, zone)
+        return written
+
+    def wait(self, records: list[TxtRecord]) -> None:
+        started = time.monotonic()
+        wait_for_txt(
+            [(r.fqdn, r.value) for r in records],
+            make_resolver(self.settings.dns_resolver),
+            timeout=self.settings.dns_propagation_timeout,
+            interval=self.settings.dns_propagation_interval,
+            ns_port=self.settings.dns_authoritative_port,
+        )
+        extra = max(self.provider.settle_seconds, self.settings.dns_propagation_wait - (time.monotonic() - started))
+        if extra > 0:
+            time.sleep(extra)
+
+    def cleanup(self, order_id: str) -> bool:
+        """Remove every value recorded for the order; False if some removal must be retried."""
+        with self.sessions() as s:
+            rows = [(r.id, r.zone, r.fqdn, r.value) for r in s.scalars(
+                select(DnsRecord).where(DnsRecord.order_id == order_id))]
+        clean = True
+        for row_id, zone, fqdn, value in rows:
+            try:
+                self.provider.cleanup(zone, fqdn, value)
+            except Exception:
+                log.exception("order %s: removing TXT %s failed; will retry", order_id, fqdn)
+                clean = False
+                continue
+            with self.sessions.begin() as s:
+                s.execute(delete(DnsRecord).where(DnsRecord.id == row_id))
+        return clean

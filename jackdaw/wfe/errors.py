@@ -1,0 +1,61 @@
+"""The one translation point from exceptions to responses, and headers every response gets."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from jackdaw import nonces
+from jackdaw.protocol import problems
+from jackdaw.protocol.constants import PROBLEM_CONTENT_TYPE
+from jackdaw.wfe import render
+from jackdaw.wfe.views import db
+
+log = logging.getLogger(__name__)
+
+
+def problem_response(problem: problems.AcmeProblem) -> Response:
+    resp = jsonify(problem.to_json())
+    resp.status_code = problem.status
+    resp.mimetype = PROBLEM_CONTENT_TYPE
+    if problem.retry_after is not None:
+        resp.headers["Retry-After"] = str(problem.retry_after)
+    return resp
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(problems.AcmeProblem)
+    def _acme(problem: problems.AcmeProblem) -> Response:
+        g.jackdaw_failed = True
+        log.info("%s %s -> %s: %s", request.method, request.path, problem.code, problem.detail)
+        return problem_response(problem)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        g.jackdaw_failed = True
+        status = exc.code or 500
+        if status == 413:
+            return problem_response(problems.Malformed("request body too large"))
+        cls = {404: problems.NotFound, 405: problems.MethodNotAllowed}.get(status, problems.Malformed)
+        return problem_response(cls(exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def _internal(exc: Exception) -> Response:
+        g.jackdaw_failed = True
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(problems.ServerInternal("internal error; see the relay's log"))
+
+    @app.after_request
+    def _acme_headers(resp: Response) -> Response:
+        try:
+            session = db()
+            if g.get("jackdaw_failed"):
+                session.rollback()  # whatever a failed request changed is discarded, never half-kept
+            resp.headers["Replay-Nonce"] = nonces.issue(session)
+            session.commit()
+        except Exception:
+            log.exception("could not issue a nonce")
+        resp.headers.add("Link", f'<{render.url("directory")}>;rel="index"')
+        return resp

@@ -1,0 +1,66 @@
+"""Rows to RFC 8555 JSON, one function per object (wire types apart from storage)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+
+from jackdaw.models import Account, Authz, Challenge, Order
+
+
+def rfc3339(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def url(endpoint: str, **values: str) -> str:
+    return url_for(f"acme.{endpoint}", _external=True, **values)
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    return {
+        "status": account.status,
+        "contact": account.contact,
+        "orders": url("account_orders", account_id=account.id),
+    }
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "status": order.status,
+        "expires": rfc3339(order.expires),
+        "identifiers": [{"type": "dns", "value": name} for name in order.identifiers],
+        "authorizations": [url("authz", authz_id=a.id) for a in order.authzs],
+        "finalize": url("finalize", order_id=order.id),
+    }
+    if order.error:
+        doc["error"] = order.error
+    if order.certificate is not None and order.status == "valid":
+        doc["certificate"] = url("certificate", cert_id=order.certificate.id)
+    return doc
+
+
+def challenge_json(chall: Challenge) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "type": chall.type,
+        "url": url("challenge", challenge_id=chall.id),
+        "status": chall.status,
+        "token": chall.token,
+    }
+    if chall.validated:
+        doc["validated"] = rfc3339(chall.validated)
+    if chall.error:
+        doc["error"] = chall.error
+    if chall.validation_records:
+        doc["validationRecord"] = chall.validation_records
+    return doc
+
+
+def authz_json(authz: Authz) -> dict[str, Any]:
+    return {
+        "identifier": {"type": "dns", "value": authz.identifier},
+        "status": authz.status,
+        "expires": rfc3339(authz.expires),
+        "challenges": [challenge_json(c) for c in authz.challenges],
+    }

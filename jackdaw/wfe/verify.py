@@ -1,0 +1,90 @@
+"""JWS checks for POST requests, named by intent (Boulder wfe2/verify.go).
+
+Order: content type and size, structure and algorithm (protocol.jws.parse), `url` equals the
+request URL, key lookup (`jwk` only where allowed, `kid` naming a valid account), signature with
+that explicit key, and the nonce redeemed last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import josepy as jose
+from flask import request
+from sqlalchemy.orm import Session
+
+from jackdaw import nonces
+from jackdaw.models import Account
+from jackdaw.protocol import jws, problems
+from jackdaw.protocol.constants import JOSE_CONTENT_TYPE, Status
+
+
+@dataclass
+class Verified:
+    parsed: jws.ParsedJWS
+    key: jose.JWK
+    account: Account | None
+
+
+def _parse_request() -> jws.ParsedJWS:
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if ctype != JOSE_CONTENT_TYPE:
+        raise problems.Malformed(f"Content-Type must be {JOSE_CONTENT_TYPE}")
+    if request.content_length is not None and request.content_length > jws.MAX_BODY_BYTES:
+        raise problems.Malformed(f"request body larger than {jws.MAX_BODY_BYTES} bytes")
+    parsed = jws.parse(request.get_data(cache=False)[: jws.MAX_BODY_BYTES + 1])
+    if parsed.url != request.url:
+        raise problems.Unauthorized(f"JWS 'url' {parsed.url!r} does not match the request URL {request.url!r}")
+    return parsed
+
+
+def _account_for_kid(session: Session, kid: str) -> Account:
+    prefix = request.host_url.rstrip("/") + "/acme/acct/"
+    account = session.get(Account, kid.removeprefix(prefix)) if kid.startswith(prefix) else None
+    if account is None:
+        raise problems.AccountDoesNotExist(f"no account at {kid}")
+    if account.status != Status.VALID:
+        raise problems.Unauthorized(f"account is {account.status}")
+    return account
+
+
+def _finish(session: Session, parsed: jws.ParsedJWS, key: jose.JWK) -> None:
+    jws.verify_signature(parsed, key)
+    redeemed = nonces.redeem(session, jose.b64.b64encode(parsed.nonce).decode())
+    # Committed on its own: a nonce is spent even when the request fails later.
+    session.commit()
+    if not redeemed:
+        raise problems.BadNonce("JWS has an invalid anti-replay nonce")
+
+
+def verify_self_signed(session: Session) -> tuple[Verified, dict[str, Any]]:
+    """newAccount: the request carries its own `jwk`."""
+    parsed = _parse_request()
+    if parsed.jwk is None:
+        raise problems.Malformed("newAccount must be signed with a 'jwk', not a 'kid'")
+    _finish(session, parsed, parsed.jwk)
+    return Verified(parsed, parsed.jwk, None), parsed.payload_json()
+
+
+def verify_post_for_account(session: Session) -> tuple[Verified, dict[str, Any]]:
+    verified = verify_post(session)
+    return verified, verified.parsed.payload_json()
+
+
+def verify_post_as_get(session: Session) -> Verified:
+    verified = verify_post(session)
+    if verified.parsed.payload != b"":
+        raise problems.Malformed("POST-as-GET requests must have an empty payload")
+    return verified
+
+
+def verify_post(session: Session) -> Verified:
+    """A POST signed by an existing, valid account (`kid`); the payload is left to the caller."""
+    parsed = _parse_request()
+    if parsed.kid is None:
+        raise problems.Malformed("this request must be signed with the account's 'kid', not a 'jwk'")
+    account = _account_for_kid(session, parsed.kid)
+    key = jws.load_jwk(account.jwk)
+    _finish(session, parsed, key)
+    return Verified(parsed, key, account)

@@ -1,0 +1,175 @@
+"""The ACME server's HTTP surface (RFC 8555 §7): parse, call one RA function, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jackdaw.models import Authz, Certificate, Challenge, Order
+from jackdaw.protocol import problems
+from jackdaw.protocol.constants import PEM_CHAIN_CONTENT_TYPE, RETRY_AFTER_SECONDS, Status
+from jackdaw.ra import accounts, orders
+from jackdaw.runtime import runtime
+from jackdaw.wfe import render
+from jackdaw.wfe.verify import verify_post, verify_post_as_get, verify_post_for_account, verify_self_signed
+
+bp = Blueprint("acme", __name__)
+
+
+def db() -> Session:
+    if "db" not in g:
+        g.db = runtime().sessions()
+    session: Session = g.db
+    return session
+
+
+@bp.teardown_app_request
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def _json(doc: dict[str, Any], status: int = 200, location: str | None = None,
+          retry_after: bool = False, links: list[str] | None = None) -> Response:
+    resp = jsonify(doc)
+    resp.status_code = status
+    if location:
+        resp.headers["Location"] = location
+    if retry_after:
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    for link in links or []:
+        resp.headers.add("Link", link)
+    return resp
+
+
+@bp.get("/directory")
+def directory() -> Response:
+    return jsonify({
+        "newNonce": render.url("new_nonce"),
+        "newAccount": render.url("new_account"),
+        "newOrder": render.url("new_order"),
+        "meta": {"externalAccountRequired": False},
+    })
+
+
+@bp.route("/acme/new-nonce", methods=["HEAD", "GET"])
+def new_nonce() -> Response:
+    resp = Response(status=200 if request.method == "HEAD" else 204)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/acme/new-account")
+def new_account() -> Response:
+    session = db()
+    verified, payload = verify_self_signed(session)
+    account, created = accounts.new_account(session, verified.key, payload)
+    session.commit()
+    return _json(render.account_json(account), 201 if created else 200,
+                 location=render.url("account", account_id=account.id))
+
+
+@bp.post("/acme/acct/<account_id>")
+def account(account_id: str) -> Response:
+    session = db()
+    verified, payload = verify_post_for_account(session)
+    acct = verified.account
+    assert acct is not None
+    if acct.id != account_id:
+        raise problems.Unauthorized("the JWS 'kid' does not match this account URL")
+    if "contact" in payload:
+        acct.contact = accounts.check_contact(payload["contact"])
+    if payload.get("status") == Status.DEACTIVATED:
+        acct.status = Status.DEACTIVATED
+    elif "status" in payload:
+        raise problems.Malformed("an account's status may only be changed to 'deactivated'")
+    session.commit()
+    return _json(render.account_json(acct), location=render.url("account", account_id=acct.id))
+
+
+@bp.post("/acme/acct/<account_id>/orders")
+def account_orders(account_id: str) -> Response:
+    session = db()
+    acct = verify_post_as_get(session).account
+    assert acct is not None
+    if acct.id != account_id:
+        raise problems.Unauthorized("an account may only list its own orders")
+    ids = session.scalars(select(Order.id).where(Order.account_id == acct.id).order_by(Order.created)).all()
+    return _json({"orders": [render.url("order", order_id=i) for i in ids]})
+
+
+@bp.post("/acme/new-order")
+def new_order() -> Response:
+    session = db()
+    verified, payload = verify_post_for_account(session)
+    assert verified.account is not None
+    order = orders.new_order(session, verified.account, payload, runtime().settings.allowed_domains)
+    session.commit()
+    return _json(render.order_json(order), 201, location=render.url("order", order_id=order.id))
+
+
+def _order_response(order: Order) -> Response:
+    return _json(render.order_json(order), location=render.url("order", order_id=order.id),
+                 retry_after=order.status in (Status.PENDING, Status.PROCESSING))
+
+
+@bp.post("/acme/order/<order_id>")
+def order(order_id: str) -> Response:
+    session = db()
+    acct = verify_post_as_get(session).account
+    assert acct is not None
+    return _order_response(orders.owned(session.get(Order, order_id), acct, "order"))
+
+
+@bp.post("/acme/order/<order_id>/finalize")
+def finalize(order_id: str) -> Response:
+    session = db()
+    verified, payload = verify_post_for_account(session)
+    assert verified.account is not None
+    found = orders.owned(session.get(Order, order_id), verified.account, "order")
+    orders.finalize(session, runtime().queue, found, verified.account, payload)
+    session.commit()
+    return _order_response(found)
+
+
+@bp.post("/acme/authz/<authz_id>")
+def authz(authz_id: str) -> Response:
+    session = db()
+    acct = verify_post_as_get(session).account
+    assert acct is not None
+    found = session.get(Authz, authz_id)
+    orders.owned(found.order if found else None, acct, "authorization")
+    assert found is not None
+    return _json(render.authz_json(found), retry_after=found.status == Status.PENDING)
+
+
+@bp.post("/acme/chall/<challenge_id>")
+def challenge(challenge_id: str) -> Response:
+    session = db()
+    verified = verify_post(session)
+    assert verified.account is not None
+    found = session.get(Challenge, challenge_id)
+    orders.owned(found.authz.order if found else None, verified.account, "challenge")
+    assert found is not None
+    if verified.parsed.payload != b"":  # `{}` responds; an empty payload (POST-as-GET) only reads
+        verified.parsed.payload_json()
+        orders.respond_to_challenge(session, runtime().queue, found)
+        session.commit()
+    return _json(render.challenge_json(found), retry_after=found.status == Status.PROCESSING,
+                 links=[f'<{render.url("authz", authz_id=found.authz_id)}>;rel="up"'])
+
+
+@bp.post("/acme/cert/<cert_id>")
+def certificate(cert_id: str) -> Response:
+    session = db()
+    acct = verify_post_as_get(session).account
+    assert acct is not None
+    cert = session.get(Certificate, cert_id)
+    orders.owned(cert.order if cert else None, acct, "certificate")
+    assert cert is not None
+    return Response(cert.chain_pem, mimetype=PEM_CHAIN_CONTENT_TYPE)
+

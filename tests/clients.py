@@ -1,0 +1,105 @@
+"""Real ACME clients driven as a user would run them, and checks on what they got."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+BIN = Path(sys.executable).parent
+LEGO = "/usr/bin/lego"
+
+
+def _client_env(**extra: str) -> dict[str, str]:
+    # The machine presets CA-bundle variables; clients talk plain http:// to the relay.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REQUESTS_CA", "SSL_CERT", "CURL_CA"))}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Issued:
+    chain_pem: bytes
+    key_pem: bytes
+
+
+def certbot(workdir: Path, directory_url: str, names: list[str], *, standalone_port: int | None = None,
+            webroot: Path | None = None, timeout: float = 120) -> Issued:
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = [str(BIN / "certbot"), "certonly", "--non-interactive", "--agree-tos", "-m", "admin@example.test",
+            "--server", directory_url, "--config-dir", str(workdir / "config"), "--work-dir", str(workdir / "work"),
+            "--logs-dir", str(workdir / "logs"), "--cert-name", names[0]]
+    if webroot is not None:
+        argv += ["--webroot", "-w", str(webroot)]
+    else:
+        argv += ["--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", str(standalone_port)]
+    for name in names:
+        argv += ["-d", name]
+    proc = subprocess.run(argv, env=_client_env(), capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"certbot failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    live = workdir / "config" / "live" / names[0]
+    return Issued((live / "fullchain.pem").read_bytes(), (live / "privkey.pem").read_bytes())
+
+
+def lego(workdir: Path, directory_url: str, names: list[str], *, http_port: int, timeout: float = 120) -> Issued:
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = [LEGO, "--server", directory_url, "--email", "admin@example.test", "--accept-tos",
+            "--path", str(workdir), "--http", "--http.port", f"127.0.0.1:{http_port}"]
+    for name in names:
+        argv += ["--domains", name]
+    argv.append("run")
+    proc = subprocess.run(argv, env=_client_env(), capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"lego failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    certs = workdir / "certificates"
+    return Issued((certs / f"{names[0]}.crt").read_bytes(), (certs / f"{names[0]}.key").read_bytes())
+
+
+def check_certificate(issued: Issued, names: list[str], root_pem: str) -> x509.Certificate:
+    """Chain ends at Pebble's root, SANs are exactly the names, the key is the client's own."""
+    chain = x509.load_pem_x509_certificates(issued.chain_pem)
+    leaf = chain[0]
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == sorted(names)
+    root = x509.load_pem_x509_certificate(root_pem.encode())
+    for child, parent in zip(chain, [*chain[1:], root], strict=True):
+        child.verify_directly_issued_by(parent)
+    client_key = serialization.load_pem_private_key(issued.key_pem, password=None)
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    assert leaf.public_key().public_bytes(*spki) == client_key.public_key().public_bytes(*spki)
+    return leaf
+
+
+class Webroot:
+    """A plain HTTP server for `--webroot` clients: serves <dir>/.well-known/acme-challenge/."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        handler = partial(_QuietHandler, directory=str(root))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Webroot:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass

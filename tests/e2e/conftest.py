@@ -1,0 +1,58 @@
+"""End-to-end bed: real BIND, real Pebble, Jackdaw under gunicorn (SQLite and PostgreSQL).
+
+Names under example.test resolve to 127.0.0.1 through BIND, so Jackdaw's HTTP-01 check reaches
+the client's own server on CHALLENGE_HTTP_PORT, and Pebble checks DNS-01 against the same BIND.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.relay import Relay, postgres_database, relay_env
+from tests.testbed import Bind, Pebble, free_port
+
+ZONE = "example.test"
+
+
+@pytest.fixture(scope="session")
+def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
+    with Bind(tmp_path_factory.mktemp("bind"), {ZONE: ["* 60 IN A 127.0.0.1"]}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pebble(tmp_path_factory: pytest.TempPathFactory, bind: Bind) -> Iterator[Pebble]:
+    # Pebble's default chaos: 5 % of nonces rejected. The relay's upstream leg must survive it.
+    with Pebble(tmp_path_factory.mktemp("pebble"), bind.port, nonce_reject=5) as server:
+        yield server
+
+
+@dataclass
+class Bed:
+    bind: Bind
+    pebble: Pebble
+    relay: Relay
+    challenge_port: int
+    backend: str
+
+    def name(self, label: str) -> str:
+        return f"{label}-{self.backend}.{ZONE}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, bind: Bind,
+        pebble: Pebble) -> Iterator[Bed]:
+    workdir: Path = tmp_path_factory.mktemp(f"relay-{request.param}")
+    challenge_port = free_port()
+    with ExitStack() as stack:
+        extra = {"ALLOWED_DOMAINS": ZONE}
+        if request.param == "postgres":
+            extra["DATABASE_URL"] = stack.enter_context(postgres_database())
+        env = relay_env(workdir, bind, pebble, challenge_port, **extra)
+        relay = stack.enter_context(Relay(workdir, env))
+        yield Bed(bind, pebble, relay, challenge_port, request.param)

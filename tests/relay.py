@@ -1,0 +1,127 @@
+"""Run Jackdaw for real: alembic upgrade, then gunicorn with the project's gunicorn.conf.py.
+
+Used by e2e tests, benchmarks and `make demo`; listens on loopback only and stops what it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import psycopg
+import requests
+
+from tests.testbed import Bind, Pebble, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def relay_env(workdir: Path, bind: Bind, pebble: Pebble, challenge_port: int, **extra: str) -> dict[str, str]:
+    """Settings for a relay that issues from this Pebble via this BIND."""
+    env = {
+        "RELAY_DOMAIN": "relay.example.test",
+        "ACME_EMAIL": "ops@example.test",
+        "LE_DIRECTORY": pebble.directory_url,
+        "UPSTREAM_CA_BUNDLE": str(pebble.ca_pem),
+        "DNS_RESOLVER": bind.nameserver,
+        "DNS_AUTHORITATIVE_PORT": str(bind.port),
+        "DNS_PROPAGATION_TIMEOUT": "30",
+        "CHALLENGE_HTTP_PORT": str(challenge_port),
+        "CHALLENGE_TIMEOUT": "2",
+        "CHALLENGE_RETRIES": "2",
+        "CHALLENGE_RETRY_DELAY": "0.2",
+        "DATA_DIR": str(workdir / "data"),
+        "LOG_LEVEL": "INFO",
+        **bind.env(),
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped afterwards; yields its SQLAlchemy URL."""
+    name = f"jackdaw_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Relay:
+    """Jackdaw under gunicorn on 127.0.0.1:<port>."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str], port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("REQUESTS_CA", "SSL_CERT", "CURL_CA"))}
+        self.env.update(env)
+        self.env["JACKDAW_BIND"] = f"127.0.0.1:{self.port}"
+        self.log_path = workdir / "jackdaw.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def directory_url(self) -> str:
+        return f"{self.url}/directory"
+
+    def start(self) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(BIN / "python"), "-m", "jackdaw.cli", "db", "upgrade"], cwd=ROOT, env=self.env,
+                       check=True, capture_output=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.log_tail()}")
+            try:
+                if requests.get(self.directory_url, timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer in time:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
