@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import event
@@ -38,7 +39,7 @@ def build_app(settings: Settings | None = None) -> Flask:
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    queue = JobQueue(engine, sessions, threads=settings.job_threads)
+    queue = JobQueue(engine, sessions, threads=settings.job_threads, lease_seconds=settings.job_lease)
     event.listen(sessions, "after_commit", queue.after_commit)
 
     upstream = UpstreamAccount(settings)
@@ -50,10 +51,12 @@ def build_app(settings: Settings | None = None) -> Flask:
         resolver=settings.dns_resolver,
     )
     validation = ValidationJob(sessions, queue, validator)
-    issuance = OrderJob(sessions, upstream, DNS01Solver(settings, provider, sessions))
+    dns01 = DNS01Solver(settings, provider, sessions)
+    issuance = OrderJob(sessions, upstream, dns01)
     queue.register(JOB_VALIDATE, validation, validation.give_up)
     queue.register(JOB_ORDER, issuance, issuance.give_up)
     queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
+    queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
 
     app = Flask("jackdaw", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024

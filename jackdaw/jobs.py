@@ -26,7 +26,6 @@ from jackdaw.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
 
 
@@ -50,11 +49,11 @@ class JobContext:
     def heartbeat(self) -> None:
         """Extend the lease; long handlers call this from their polling loops."""
         now = time.monotonic()
-        if now - self._last_beat < LEASE.total_seconds() / 4:
+        if now - self._last_beat < self.queue.lease.total_seconds() / 4:
             return
         self._last_beat = now
         with self.queue.sessions.begin() as s:
-            s.execute(update(Job).where(Job.id == self.id).values(lease_until=utcnow() + LEASE))
+            s.execute(update(Job).where(Job.id == self.id).values(lease_until=utcnow() + self.queue.lease))
 
 
 Handler = Callable[[JobContext], None]
@@ -62,10 +61,12 @@ GiveUp = Callable[[str, str], None]
 
 
 class JobQueue:
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], threads: int = 4) -> None:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], threads: int = 4,
+                 lease_seconds: float = 30.0) -> None:
         self.engine = engine
         self.sessions = sessions
         self.threads = threads
+        self.lease = timedelta(seconds=lease_seconds)
         self.handlers: dict[str, tuple[Handler, GiveUp | None]] = {}
         self.periodic: list[tuple[float, Callable[[], object]]] = []
         self._wake = threading.Condition()
@@ -164,9 +165,9 @@ class JobQueue:
             job = s.scalars(q).first()
             if job is None:
                 return None
-            job.lease_until = now + LEASE
+            job.lease_until = now + self.lease
             job.attempts += 1
-            ctx = JobContext(job.id, job.kind, job.subject_id, job.attempts, self)
+            ctx = JobContext(job.id, job.kind, job.subject_id, job.attempts, self, time.monotonic())
             return ctx, job.generation
 
     def run_once(self) -> bool:

@@ -97,6 +97,8 @@ class Settings:
     dns_propagation_timeout: float = 120.0
     dns_propagation_interval: float = 0.5
     job_threads: int = 4
+    #: seconds a job stays claimed without a heartbeat before another worker takes it over
+    job_lease: float = 30.0
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -144,5 +146,6 @@ class Settings:
             dns_propagation_timeout=_float(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
             dns_propagation_interval=_float(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),
             job_threads=_int(env, "JOB_THREADS", 4, minimum=1),
+            job_lease=_float(env, "JOB_LEASE_SECONDS", 30.0, minimum=1.0),
             env=dict(env),
         )

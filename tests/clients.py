@@ -12,8 +12,12 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import josepy as jose
+from acme import challenges, crypto_util, messages
+from acme import client as acme_client
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 BIN = Path(sys.executable).parent
 LEGO = "/usr/bin/lego"
@@ -103,3 +107,24 @@ class Webroot:
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def acme_account(directory_url: str, verify: bool | str = True) -> acme_client.ClientV2:
+    """A registered account through certbot's `acme` library, the client Jackdaw itself uses upstream."""
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    net = acme_client.ClientNetwork(key, alg=jose.ES256, verify_ssl=verify, user_agent="jackdaw-tests")
+    client = acme_client.ClientV2(acme_client.ClientV2.get_directory(directory_url, net), net)
+    client.new_account(messages.NewRegistration.from_data(email="admin@example.test", terms_of_service_agreed=True))
+    return client
+
+
+def new_csr(names: list[str]) -> tuple[bytes, bytes]:
+    """(key_pem, csr_pem) for the names, made the way certbot makes them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, crypto_util.make_csr(key_pem, names)
+
+
+def http01(authz: messages.AuthorizationResource) -> messages.ChallengeBody:
+    return next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))

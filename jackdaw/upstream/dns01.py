@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw.dns.base import DNSProvider
 from jackdaw.dns.propagation import wait_for_txt
 from jackdaw.dns.resolver import find_zone, follow_cname, make_resolver
-from jackdaw.models import DnsRecord
+from jackdaw.models import DnsRecord, Job, utcnow
 from jackdaw.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,19 @@ class DNS01Solver:
         extra = max(self.provider.settle_seconds, self.settings.dns_propagation_wait - (time.monotonic() - started))
         if extra > 0:
             time.sleep(extra)
+
+    def sweep_orphans(self, older_than: timedelta) -> int:
+        """Remove values whose order has no job any more (its clean-up failed or a worker died)."""
+        cutoff = utcnow() - older_than
+        with self.sessions() as s:
+            order_ids = set(s.scalars(
+                select(DnsRecord.order_id)
+                .where(DnsRecord.created < cutoff)
+                .where(DnsRecord.order_id.not_in(select(Job.subject_id).where(Job.kind == "order")))
+            ))
+        for order_id in order_ids:
+            self.cleanup(order_id)
+        return len(order_ids)
 
     def cleanup(self, order_id: str) -> bool:
         """Remove every value recorded for the order; False if some removal must be retried."""
