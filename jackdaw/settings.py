@@ -18,7 +18,7 @@ LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(key, "").strip()
     if not raw:
         return default
@@ -28,6 +28,8 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> in
         raise ConfigError(f"{key}: expected a whole number, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{key}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key}: must be at most {maximum}, got {value}")
     return value
 
 
@@ -134,7 +136,7 @@ class Settings:
             dns_propagation_wait=_float(env, "DNS_PROPAGATION_WAIT", 0.0),
             allowed_domains=_domains(env.get("ALLOWED_DOMAINS", "")),
             log_level=log_level,
-            challenge_http_port=_int(env, "CHALLENGE_HTTP_PORT", 80, minimum=1),
+            challenge_http_port=_int(env, "CHALLENGE_HTTP_PORT", 80, minimum=1, maximum=65535),
             challenge_timeout=_float(env, "CHALLENGE_TIMEOUT", 5.0, minimum=0.1),
             challenge_retries=_int(env, "CHALLENGE_RETRIES", 3, minimum=1),
             challenge_retry_delay=_float(env, "CHALLENGE_RETRY_DELAY", 2.0),
@@ -142,7 +144,7 @@ class Settings:
             database_url=database_url,
             upstream_ca_bundle=ca_bundle,
             dns_resolver=env.get("DNS_RESOLVER", "").strip() or None,
-            dns_authoritative_port=_int(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1),
+            dns_authoritative_port=_int(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1, maximum=65535),
             dns_propagation_timeout=_float(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
             dns_propagation_interval=_float(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),
             job_threads=_int(env, "JOB_THREADS", 4, minimum=1),

@@ -1,0 +1,124 @@
+# Jackdaw: developer and CI entry points (GNU make; as root on Debian 12, or with sudo).
+#
+#   make deps     Debian packages the tests and the demo use (skips apt when all are present)
+#   make venv     .venv with the pinned requirements and Jackdaw itself (editable)
+#   make lint     ruff + mypy
+#   make test     deps + venv + lint + prerequisite check + the whole pytest suite (e2e included)
+#   make run      migrate the database, then serve with gunicorn (settings from the env / .env)
+#   make demo     local BIND + Pebble + Jackdaw, real certbot gets a certificate (no public CA)
+#   make bench    benchmarks in bench/ (print figures; not tests)
+#   make clean    remove the venv, caches and demo output (never the relay's data/)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+# targets build on each other in a fixed order (deps before venv before lint before test)
+.NOTPARALLEL:
+
+# python3 from PATH (pyenv shims included), else Debian's; override with `make PYTHON=...`
+PYTHON ?= $(or $(shell command -v python3 2>/dev/null),/usr/bin/python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REQUIREMENTS := requirements.txt requirements-dev.txt setup.cfg pyproject.toml
+
+# Debian packages: venv for the system python, the e2e test bed (Pebble, BIND, lego),
+# nginx for the reverse-proxy setup, pg_isready for the PostgreSQL check.
+DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego nginx postgresql-client ca-certificates
+# what the tests and the demo execute from those packages
+PEBBLE := /usr/bin/pebble
+NAMED := /usr/sbin/named
+LEGO := /usr/bin/lego
+PG_HOST := 127.0.0.1
+PG_PORT := 5432
+PG_URL := postgresql://postgres@$(PG_HOST):$(PG_PORT)/test
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+LINT_PATHS := jackdaw tests bench wsgi.py gunicorn.conf.py
+
+.PHONY: help deps venv lint precheck precheck-tools precheck-postgres test run demo bench clean
+
+help:
+	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
+
+deps:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$(SUDO) apt-get update -qq; \
+	$(SUDO) apt-get install -y -qq --no-install-recommends $$missing
+
+venv: $(STAMP)
+
+# Recreated only when a requirements/packaging file changes (or the venv is gone).
+$(STAMP): $(REQUIREMENTS)
+	@command -v $(PYTHON) >/dev/null || { echo "venv: no python3 found (run 'make deps' or set PYTHON=)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "venv: Jackdaw needs Python >= 3.11; $(PYTHON) is $$($(PYTHON) -V 2>&1)"; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+	  { echo "venv: $(PYTHON) cannot create virtual environments; run 'make deps' (python3-venv) first"; exit 1; }
+	@[ -x $(BIN)/python ] && $(BIN)/python -c 'import sys' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
+	@touch $@
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+
+# End-to-end prerequisites: fail loudly (the suite must never skip them).
+precheck: precheck-tools precheck-postgres
+
+precheck-tools:
+	@for tool in $(PEBBLE) $(NAMED) $(LEGO); do \
+	  [ -x "$$tool" ] || { echo "precheck: $$tool is missing; run 'make deps' (packages: $(DEB_PACKAGES))" >&2; exit 1; }; \
+	done; echo "precheck: pebble, named and lego present"
+
+precheck-postgres: venv
+	@pg_up() { \
+	  if command -v pg_isready >/dev/null; then pg_isready -q -h $(PG_HOST) -p $(PG_PORT) || return 1; fi; \
+	  $(BIN)/python -c 'import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()' '$(PG_URL)' 2>/dev/null; \
+	}; \
+	if ! pg_up && [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null; then \
+	  echo "precheck: PostgreSQL not answering on $(PG_HOST):$(PG_PORT); starting the local cluster"; \
+	  for version in $$(ls /etc/postgresql); do \
+	    $(SUDO) pg_ctlcluster --skip-systemctl-redirect "$$version" main start || true; \
+	  done; \
+	  for _ in $$(seq 1 20); do pg_up && break; sleep 0.5; done; \
+	fi; \
+	if pg_up; then echo "precheck: PostgreSQL answers at $(PG_URL)"; else \
+	  echo "precheck: cannot connect to $(PG_URL)." >&2; \
+	  echo "  The integration and e2e tests need PostgreSQL on $(PG_HOST):$(PG_PORT) with trust auth for user" >&2; \
+	  echo "  'postgres' and a database 'test'. Start it (pg_ctlcluster --skip-systemctl-redirect" >&2; \
+	  echo "  <version> main start) or install and configure it, then re-run." >&2; \
+	  exit 1; \
+	fi
+
+test: deps venv lint precheck
+	$(BIN)/pytest -q
+
+run: deps venv
+	@[ -f .env ] || echo "run: no .env here; using the process environment (see .env.example)"
+	$(BIN)/jackdaw db upgrade
+	@if [ -f .env ]; then \
+	  exec $(BIN)/dotenv -f .env run --no-override -- $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app; \
+	else \
+	  exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app; \
+	fi
+
+demo: deps venv precheck-tools
+	$(BIN)/python -m tests.demo $(DEMO_ARGS)
+
+bench: deps venv precheck
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/ttc.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/polling.py
+
+clean:
+	rm -rf $(VENV) demo-out build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
