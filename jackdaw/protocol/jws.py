@@ -7,6 +7,7 @@ in the web layer (they need the database) after `parse` and before/after `verify
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from jackdaw.protocol import problems
 
 MAX_BODY_BYTES = 64 * 1024
 ALGORITHMS = ("RS256", "ES256", "ES384", "ES512")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _CURVE_FOR_ALG = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 
 
@@ -62,10 +64,16 @@ def parse(body: bytes) -> ParsedJWS:
     for member in ("protected", "payload", "signature"):
         if not isinstance(obj.get(member), str):
             raise problems.Malformed(f"JWS is missing its '{member}' member")
-    alg = _protected_alg(obj["protected"])
+        # josepy's decoder skips stray characters and padding, and verifies over its own
+        # re-encoding: check the text as received (RFC 7515 §2: base64url, no padding).
+        if not _is_b64url(obj[member]):
+            raise problems.Malformed(f"JWS '{member}' is not unpadded base64url")
+    protected = _protected_header(obj["protected"])
+    alg = _protected_alg(protected)
+    _check_member_types(protected)
     try:
         parsed = cast(acme_jws.JWS, acme_jws.JWS.from_json(obj))
-    except (jose.DeserializationError, ValueError, TypeError, KeyError, AssertionError) as exc:
+    except (jose.DeserializationError, ValueError, TypeError, KeyError, AttributeError, AssertionError) as exc:
         raise problems.Malformed(f"JWS could not be parsed: {exc}") from None
     header = cast(acme_jws.Header, parsed.signature.combined)
     if header.nonce is None:
@@ -77,14 +85,36 @@ def parse(body: bytes) -> ParsedJWS:
     return ParsedJWS(jws=parsed, alg=alg, nonce=header.nonce, url=header.url, jwk=header.jwk, kid=header.kid)
 
 
-def _protected_alg(protected_b64: str) -> str:
-    # Checked before josepy sees the header: josepy accepts HS256 and "none" is a parse error.
+def _is_b64url(text: str) -> bool:
+    return _B64URL.fullmatch(text) is not None and len(text) % 4 != 1
+
+
+def _protected_header(protected_b64: str) -> dict[str, Any]:
     try:
         protected = json.loads(jose.b64.b64decode(protected_b64))
     except (ValueError, UnicodeDecodeError, TypeError):
         raise problems.Malformed("JWS protected header is not valid base64url JSON") from None
     if not isinstance(protected, dict):
         raise problems.Malformed("JWS protected header must be a JSON object")
+    return protected
+
+
+def _check_member_types(protected: dict[str, Any]) -> None:
+    # josepy decodes these members without checking their JSON types (an integer `kid` would
+    # surface later as an AttributeError, i.e. a 500). A nonce that cannot be one of ours is a
+    # bad nonce (RFC 8555 §6.5.2), so the client retries with a fresh one.
+    nonce = protected.get("nonce")
+    if nonce is not None and (not isinstance(nonce, str) or not _is_b64url(nonce)):
+        raise problems.BadNonce("JWS 'nonce' is not a base64url string")
+    for member in ("url", "kid"):
+        if member in protected and not isinstance(protected[member], str):
+            raise problems.Malformed(f"JWS '{member}' must be a string")
+    if "jwk" in protected and not isinstance(protected["jwk"], dict):
+        raise problems.Malformed("JWS 'jwk' must be a JSON object")
+
+
+def _protected_alg(protected: dict[str, Any]) -> str:
+    # Checked before josepy sees the header: josepy accepts HS256 and "none" is a parse error.
     alg = protected.get("alg")
     if alg not in ALGORITHMS:
         raise problems.BadSignatureAlgorithm(

@@ -16,7 +16,7 @@ import dns.exception
 import dns.resolver
 import requests
 
-from jackdaw.dns.resolver import make_resolver, resolve_addresses
+from jackdaw.dns.resolver import DNSLookupError, make_resolver, resolve_addresses
 from jackdaw.protocol import problems
 
 MAX_BODY = 8 * 1024
@@ -55,7 +55,7 @@ class HTTP01Validator:
     ) -> problems.AcmeProblem | None:
         try:
             addresses = resolve_addresses(name, make_resolver(self.resolver))
-        except (dns.exception.DNSException, OSError) as exc:
+        except (DNSLookupError, dns.exception.DNSException, OSError) as exc:
             return problems.DNS(f"DNS problem looking up {name}: {exc}", identifier=name)
         if not addresses:
             return problems.DNS(f"No A or AAAA records found for {name}", identifier=name)

@@ -76,11 +76,13 @@ def new_account() -> Response:
 @bp.post("/acme/acct/<account_id>")
 def account(account_id: str) -> Response:
     session = db()
-    verified, payload = verify_post_for_account(session)
+    verified = verify_post(session)
     acct = verified.account
     assert acct is not None
     if acct.id != account_id:
         raise problems.Unauthorized("the JWS 'kid' does not match this account URL")
+    # POST-as-GET (empty payload) reads the account, as lego's QueryRegistration does
+    payload = verified.parsed.payload_json() if verified.parsed.payload != b"" else {}
     if "contact" in payload:
         acct.contact = accounts.check_contact(payload["contact"])
     if payload.get("status") == Status.DEACTIVATED:

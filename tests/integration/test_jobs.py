@@ -1,0 +1,259 @@
+"""JobQueue semantics on SQLite and PostgreSQL, with a dummy handler under a test kind.
+
+A job is a (kind, subject) row: asking twice before it runs runs it once, asking while it runs
+runs it exactly once more, a lapsed lease (dead worker) is claimed again, RetryLater
+reschedules, and no two threads, in one process or two, ever run the same job at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.db import make_engine, make_sessionmaker
+from jackdaw.jobs import MAX_ATTEMPTS, JobContext, JobQueue, RetryLater
+from jackdaw.models import Job, utcnow
+
+KIND = "test-kind"
+
+
+@dataclass
+class Process:
+    """One engine + queue, as one gunicorn worker process would have."""
+
+    sessions: sessionmaker[Session]
+    queue: JobQueue
+
+
+@pytest.fixture
+def process_factory(database_url: str) -> Iterator[Callable[[int], Process]]:
+    made: list[Process] = []
+
+    def make(threads: int = 1) -> Process:
+        engine = make_engine(database_url)
+        sessions = make_sessionmaker(engine)
+        queue = JobQueue(engine, sessions, threads=threads)
+        event.listen(sessions, "after_commit", queue.after_commit)
+        made.append(Process(sessions, queue))
+        return made[-1]
+
+    yield make
+    for proc in made:
+        proc.queue.stop()
+        proc.queue.engine.dispose()
+
+
+@pytest.fixture
+def proc(process_factory: Callable[[int], Process]) -> Process:
+    return process_factory(1)
+
+
+def enqueue(p: Process, subject: str, delay: float = 0.0) -> None:
+    with p.sessions.begin() as s:
+        p.queue.enqueue(s, KIND, subject, delay=delay)
+
+
+def jobs(p: Process) -> list[Job]:
+    with p.sessions() as s:
+        return list(s.scalars(select(Job).order_by(Job.id)))
+
+
+def set_job(p: Process, subject: str, **values: object) -> None:
+    with p.sessions.begin() as s:
+        s.execute(update(Job).where(Job.kind == KIND, Job.subject_id == subject).values(**values))
+
+
+PAST = timedelta(seconds=-5)
+
+
+def test_enqueued_twice_before_running_runs_once(proc: Process) -> None:
+    runs: list[str] = []
+    proc.queue.register(KIND, lambda ctx: runs.append(ctx.subject_id))
+    enqueue(proc, "s1")
+    enqueue(proc, "s1")
+    enqueue(proc, "s2")
+    assert [(j.subject_id, j.generation) for j in jobs(proc)] == [("s1", 1), ("s2", 0)]
+
+    proc.queue.drain()
+
+    assert sorted(runs) == ["s1", "s2"]
+    assert jobs(proc) == []
+
+
+@pytest.mark.parametrize("asks", [1, 3], ids=["asked-once", "asked-three-times"])
+def test_enqueued_while_running_runs_exactly_once_more(proc: Process, asks: int) -> None:
+    runs: list[int] = []
+
+    def handler(ctx: JobContext) -> None:
+        runs.append(ctx.attempts)
+        if len(runs) == 1:
+            for _ in range(asks):
+                enqueue(proc, ctx.subject_id)  # another request arrives while this one runs
+
+    proc.queue.register(KIND, handler)
+    enqueue(proc, "s1")
+    proc.queue.drain()
+
+    assert runs == [1, 1]  # the re-run starts afresh (attempts reset), and only one re-run
+    assert jobs(proc) == []
+
+
+def test_lapsed_lease_is_claimed_again(proc: Process) -> None:
+    runs: list[str] = []
+    proc.queue.register(KIND, lambda ctx: runs.append(ctx.subject_id))
+    enqueue(proc, "s1")
+
+    first = proc.queue.claim()  # a worker claims it ... and dies without finishing
+    assert first is not None
+    assert proc.queue.claim() is None  # leased: nobody else may take it
+    assert proc.queue.run_once() is False
+
+    set_job(proc, "s1", lease_until=utcnow() + PAST)  # the lease lapses
+    second = proc.queue.claim()
+    assert second is not None
+    assert (second[0].id, second[0].subject_id, second[0].attempts) == (first[0].id, "s1", 2)
+
+    set_job(proc, "s1", lease_until=utcnow() + PAST)  # that one dies too; a live worker finishes it
+    proc.queue.drain()
+    assert runs == ["s1"]
+    assert jobs(proc) == []
+
+
+def test_retry_later_reschedules(proc: Process) -> None:
+    runs: list[float] = []
+
+    def handler(ctx: JobContext) -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 1:
+            raise RetryLater("not yet", 3600)
+
+    proc.queue.register(KIND, handler)
+    enqueue(proc, "s1")
+    proc.queue.drain()
+
+    assert len(runs) == 1  # not run again: it is due in an hour
+    [job] = jobs(proc)
+    assert job.lease_until is None and job.last_error == "not yet" and job.attempts == 1
+    assert timedelta(seconds=3500) < job.run_at - utcnow() <= timedelta(seconds=3600)
+
+    set_job(proc, "s1", run_at=utcnow() + PAST)  # the hour has passed
+    proc.queue.drain()
+    assert len(runs) == 2
+    assert jobs(proc) == []
+
+
+def test_retry_later_zero_runs_again_now(proc: Process) -> None:
+    runs = itertools.count()
+
+    def handler(ctx: JobContext) -> None:
+        if next(runs) < 2:
+            raise RetryLater("again", 0)
+
+    proc.queue.register(KIND, handler)
+    enqueue(proc, "s1")
+    proc.queue.drain()
+    assert next(runs) == 3
+    assert jobs(proc) == []
+
+
+def test_failures_back_off_then_give_up(proc: Process) -> None:
+    given_up: list[tuple[str, str]] = []
+
+    def handler(ctx: JobContext) -> None:
+        raise ValueError(f"broken #{ctx.attempts}")
+
+    proc.queue.register(KIND, handler, lambda subject, reason: given_up.append((subject, reason)))
+    enqueue(proc, "s1")
+    for attempt in range(1, MAX_ATTEMPTS):
+        assert proc.queue.run_once()
+        [job] = jobs(proc)
+        assert job.attempts == attempt and job.last_error == f"ValueError: broken #{attempt}"
+        assert job.run_at > utcnow()  # backing off
+        set_job(proc, "s1", run_at=utcnow() + PAST)
+    assert given_up == []
+    assert proc.queue.run_once()
+    assert given_up == [("s1", f"ValueError: broken #{MAX_ATTEMPTS}")]
+    assert jobs(proc) == []
+
+
+@dataclass
+class OverlapDetector:
+    """Counts runs of the same subject that overlap in time, without any lock of its own
+    (list.append/pop and len are atomic under the GIL, itertools.count's next too)."""
+
+    hold: float = 0.01
+    running: dict[str, list[int]] = field(default_factory=dict)
+    overlaps: list[str] = field(default_factory=list)
+    starts: dict[str, list[float]] = field(default_factory=dict)
+    total: itertools.count[int] = field(default_factory=itertools.count)
+    in_flight: list[int] = field(default_factory=list)
+    peak: int = 0
+
+    def __call__(self, ctx: JobContext) -> None:
+        self.in_flight.append(1)
+        self.peak = max(self.peak, len(self.in_flight))
+        slot = self.running.setdefault(ctx.subject_id, [])
+        slot.append(1)
+        if len(slot) > 1:
+            self.overlaps.append(ctx.subject_id)
+        self.starts.setdefault(ctx.subject_id, []).append(time.monotonic())
+        next(self.total)
+        time.sleep(self.hold)
+        slot.pop()
+        self.in_flight.pop()
+
+
+def test_overlap_detector_detects_overlaps() -> None:
+    """Control for the test below: two threads in the same job are noticed."""
+    detector = OverlapDetector(hold=0.2)
+    ctx = JobContext(1, KIND, "s1", 1, None)  # type: ignore[arg-type]
+    threads = [threading.Thread(target=detector, args=(ctx,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert detector.overlaps == ["s1"]
+
+
+def test_two_processes_never_run_the_same_job_concurrently(process_factory: Callable[[int], Process]) -> None:
+    detector = OverlapDetector()
+    procs = [process_factory(4), process_factory(4)]
+    for p in procs:
+        p.queue.register(KIND, detector)
+    subjects = [f"s{i}" for i in range(12)]
+    last_ask: dict[str, float] = {}
+
+    def ask(p: Process, subject: str) -> None:
+        last_ask[subject] = time.monotonic()  # before the commit: some run must start after it
+        enqueue(p, subject)
+
+    for i, subject in enumerate(subjects):
+        ask(procs[i % 2], subject)
+    for p in procs:
+        p.queue.start()
+    # Requests keep arriving, through both processes, while jobs run.
+    for n in range(60):
+        ask(procs[n % 2], subjects[(n * 7) % len(subjects)])
+        time.sleep(0.005)
+
+    deadline = time.monotonic() + 20
+    while jobs(procs[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in procs:
+        p.queue.stop()
+
+    assert jobs(procs[0]) == [], "jobs left behind"
+    assert detector.overlaps == []
+    assert detector.peak > 1, "jobs never ran in parallel: the test proved nothing"
+    runs = next(detector.total)
+    assert len(subjects) <= runs <= len(subjects) + 60
+    for subject in subjects:  # no request lost: each subject ran after it was last asked for
+        assert max(detector.starts[subject]) > last_ask[subject], subject
