@@ -13,12 +13,14 @@ from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobQueue
 from jackdaw.nonces import sweep as sweep_nonces
 from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
+from jackdaw.ra.revocation import JOB_REVOKE
 from jackdaw.ra.validation import ValidationJob
 from jackdaw.runtime import Runtime
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount
 from jackdaw.upstream.dns01 import DNS01Solver
 from jackdaw.upstream.issuer import OrderJob
+from jackdaw.upstream.revoker import RevokeJob
 from jackdaw.va.http01 import HTTP01Validator
 from jackdaw.wfe import errors
 from jackdaw.wfe.views import bp
@@ -55,6 +57,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     issuance = OrderJob(sessions, upstream, dns01)
     queue.register(JOB_VALIDATE, validation, validation.give_up)
     queue.register(JOB_ORDER, issuance, issuance.give_up)
+    queue.register(JOB_REVOKE, RevokeJob(sessions, upstream))
     queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
 

@@ -119,6 +119,10 @@ class Certificate(Base):
     chain_pem: Mapped[str] = mapped_column(Text)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revocation_reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: set once the upstream CA accepted the revocation (a job forwards it)
+    upstream_revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     order: Mapped[Order] = relationship(back_populates="certificate")
 

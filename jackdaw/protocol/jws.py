@@ -49,6 +49,25 @@ class ParsedJWS:
 
 def parse(body: bytes) -> ParsedJWS:
     """Structure and protected-header checks that need no key and no database."""
+    parsed, alg, header = _parse_flattened(body)
+    if header.nonce is None:
+        raise problems.BadNonce("JWS has no 'nonce' in its protected header")
+    if (header.jwk is None) == (header.kid is None):
+        raise problems.Malformed("JWS must carry exactly one of 'jwk' and 'kid'")
+    return ParsedJWS(jws=parsed, alg=alg, nonce=header.nonce, url=str(header.url), jwk=header.jwk, kid=header.kid)
+
+
+def parse_inner(payload: bytes) -> ParsedJWS:
+    """The inner JWS of a keyChange (RFC 8555 §7.3.5): `jwk` of the new key, no `kid`, no nonce."""
+    parsed, alg, header = _parse_flattened(payload)
+    if header.nonce is not None:
+        raise problems.Malformed("the inner keyChange JWS must not carry a 'nonce'")
+    if header.jwk is None or header.kid is not None:
+        raise problems.Malformed("the inner keyChange JWS must carry a 'jwk' and no 'kid'")
+    return ParsedJWS(jws=parsed, alg=alg, nonce=b"", url=str(header.url), jwk=header.jwk, kid=None)
+
+
+def _parse_flattened(body: bytes) -> tuple[acme_jws.JWS, str, acme_jws.Header]:
     if len(body) > MAX_BODY_BYTES:
         raise problems.Malformed(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -76,13 +95,9 @@ def parse(body: bytes) -> ParsedJWS:
     except (jose.DeserializationError, ValueError, TypeError, KeyError, AttributeError, AssertionError) as exc:
         raise problems.Malformed(f"JWS could not be parsed: {exc}") from None
     header = cast(acme_jws.Header, parsed.signature.combined)
-    if header.nonce is None:
-        raise problems.BadNonce("JWS has no 'nonce' in its protected header")
     if not header.url:
         raise problems.Malformed("JWS has no 'url' in its protected header")
-    if (header.jwk is None) == (header.kid is None):
-        raise problems.Malformed("JWS must carry exactly one of 'jwk' and 'kid'")
-    return ParsedJWS(jws=parsed, alg=alg, nonce=header.nonce, url=header.url, jwk=header.jwk, kid=header.kid)
+    return parsed, alg, header
 
 
 def _is_b64url(text: str) -> bool:

@@ -22,6 +22,7 @@ class AcmeProblem(Exception):
         identifier: str | None = None,
         retry_after: int | None = None,
         algorithms: list[str] | None = None,
+        location_id: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -29,6 +30,8 @@ class AcmeProblem(Exception):
         self.identifier = identifier
         self.retry_after = retry_after
         self.algorithms = algorithms
+        #: id of an existing account, rendered as a Location header (409 on keyChange)
+        self.location_id = location_id
 
     @property
     def type(self) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from jackdaw.models import Account
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
-from jackdaw.protocol.jws import thumbprint
+from jackdaw.protocol.jws import ParsedJWS, load_jwk, thumbprint, verify_signature
 
 
 def check_contact(raw: Any) -> list[str]:
@@ -49,3 +49,33 @@ def new_account(session: Session, jwk: jose.JWK, payload: dict[str, Any]) -> tup
     session.add(account)
     session.flush()
     return account, True
+
+
+def update_account(account: Account, payload: dict[str, Any]) -> None:
+    """Contact update and deactivation (§7.3.2, §7.3.6); a deactivated account stays so."""
+    if "contact" in payload:
+        account.contact = check_contact(payload["contact"])
+    if "status" in payload:
+        if payload["status"] != Status.DEACTIVATED:
+            raise problems.Malformed("an account's status may only be changed to 'deactivated'")
+        account.status = Status.DEACTIVATED
+
+
+def change_key(session: Session, account: Account, account_url: str, inner: ParsedJWS) -> None:
+    """keyChange (§7.3.5): the inner JWS, signed by the new key, names the account and old key."""
+    assert inner.jwk is not None
+    verify_signature(inner, inner.jwk)
+    payload = inner.payload_json()
+    if payload.get("account") != account_url:
+        raise problems.Malformed("keyChange 'account' does not match the account that signed the request")
+    old_key = payload.get("oldKey")
+    if not isinstance(old_key, dict) or thumbprint(load_jwk(old_key)) != account.thumbprint:
+        raise problems.Malformed("keyChange 'oldKey' is not the account's current key")
+    new_thumbprint = thumbprint(inner.jwk)
+    if new_thumbprint == account.thumbprint:
+        raise problems.Malformed("the new key is the account's current key")
+    holder = session.scalars(select(Account).where(Account.thumbprint == new_thumbprint)).first()
+    if holder is not None:
+        raise problems.Conflict("the new key is already in use by another account", location_id=holder.id)
+    account.thumbprint = new_thumbprint
+    account.jwk = inner.jwk.public_key().to_json()

@@ -85,6 +85,28 @@ def finalize(session: Session, queue: JobQueue, order: Order, account: Account, 
     session.refresh(order)
 
 
+def deactivate_authz(authz: Authz) -> None:
+    """§7.5.2: the client gives up an authorization; its order can no longer be issued."""
+    if authz.status not in (Status.PENDING, Status.VALID):
+        raise problems.Malformed(f"an authorization that is {authz.status} cannot be deactivated")
+    authz.status = Status.DEACTIVATED
+    fail_order(authz.order, problems.Unauthorized(f"authorization for {authz.identifier} was deactivated"))
+
+
+def enforce_expiry(order: Order) -> bool:
+    """Expired pending authorizations and unfinished orders are shown (and kept) as such."""
+    now = utcnow()
+    changed = False
+    for authz in order.authzs:
+        if authz.status == Status.PENDING and authz.expires <= now:
+            authz.status = Status.EXPIRED
+            changed = True
+    if order.status in (Status.PENDING, Status.READY) and order.expires <= now:
+        fail_order(order, problems.Malformed("order expired before it was finalized"))
+        changed = True
+    return changed
+
+
 def fail_order(order: Order, problem: problems.AcmeProblem) -> None:
     if order.status in (Status.VALID, Status.INVALID):
         return

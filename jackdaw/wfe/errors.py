@@ -22,6 +22,8 @@ def problem_response(problem: problems.AcmeProblem) -> Response:
     resp.mimetype = PROBLEM_CONTENT_TYPE
     if problem.retry_after is not None:
         resp.headers["Retry-After"] = str(problem.retry_after)
+    if problem.location_id is not None:
+        resp.headers["Location"] = render.url("account", account_id=problem.location_id)
     return resp
 
 

@@ -88,3 +88,25 @@ def verify_post(session: Session) -> Verified:
     key = jws.load_jwk(account.jwk)
     _finish(session, parsed, key)
     return Verified(parsed, key, account)
+
+
+def verify_key_change(session: Session) -> tuple[Verified, jws.ParsedJWS]:
+    """keyChange: outer JWS by the account's current key, inner JWS (the payload) by the new key."""
+    verified = verify_post(session)
+    inner = jws.parse_inner(verified.parsed.payload)
+    if inner.url != verified.parsed.url:
+        raise problems.Malformed("the inner keyChange JWS must carry the same 'url' as the outer one")
+    return verified, inner
+
+
+def verify_revocation(session: Session) -> tuple[Verified, dict[str, Any]]:
+    """revokeCert: signed by an account (`kid`) or by the certificate's own key (`jwk`)."""
+    parsed = _parse_request()
+    if parsed.kid is not None:
+        account = _account_for_kid(session, parsed.kid)
+        key = jws.load_jwk(account.jwk)
+        _finish(session, parsed, key)
+        return Verified(parsed, key, account), parsed.payload_json()
+    assert parsed.jwk is not None
+    _finish(session, parsed, parsed.jwk)
+    return Verified(parsed, parsed.jwk, None), parsed.payload_json()

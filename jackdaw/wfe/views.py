@@ -8,15 +8,23 @@ from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jackdaw.models import Authz, Certificate, Challenge, Order
+from jackdaw.models import Account, Authz, Certificate, Challenge, Order
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import PEM_CHAIN_CONTENT_TYPE, RETRY_AFTER_SECONDS, Status
-from jackdaw.ra import accounts, orders
+from jackdaw.ra import accounts, orders, revocation
 from jackdaw.runtime import runtime
 from jackdaw.wfe import render
-from jackdaw.wfe.verify import verify_post, verify_post_as_get, verify_post_for_account, verify_self_signed
+from jackdaw.wfe.verify import (
+    verify_key_change,
+    verify_post,
+    verify_post_as_get,
+    verify_post_for_account,
+    verify_revocation,
+    verify_self_signed,
+)
 
 bp = Blueprint("acme", __name__)
+ORDERS_PAGE_SIZE = 100
 
 
 def db() -> Session:
@@ -52,6 +60,8 @@ def directory() -> Response:
         "newNonce": render.url("new_nonce"),
         "newAccount": render.url("new_account"),
         "newOrder": render.url("new_order"),
+        "revokeCert": render.url("revoke_cert"),
+        "keyChange": render.url("key_change"),
         "meta": {"externalAccountRequired": False},
     })
 
@@ -82,13 +92,8 @@ def account(account_id: str) -> Response:
     if acct.id != account_id:
         raise problems.Unauthorized("the JWS 'kid' does not match this account URL")
     # POST-as-GET (empty payload) reads the account, as lego's QueryRegistration does
-    payload = verified.parsed.payload_json() if verified.parsed.payload != b"" else {}
-    if "contact" in payload:
-        acct.contact = accounts.check_contact(payload["contact"])
-    if payload.get("status") == Status.DEACTIVATED:
-        acct.status = Status.DEACTIVATED
-    elif "status" in payload:
-        raise problems.Malformed("an account's status may only be changed to 'deactivated'")
+    if verified.parsed.payload != b"":
+        accounts.update_account(acct, verified.parsed.payload_json())
     session.commit()
     return _json(render.account_json(acct), location=render.url("account", account_id=acct.id))
 
@@ -100,8 +105,22 @@ def account_orders(account_id: str) -> Response:
     assert acct is not None
     if acct.id != account_id:
         raise problems.Unauthorized("an account may only list its own orders")
-    ids = session.scalars(select(Order.id).where(Order.account_id == acct.id).order_by(Order.created)).all()
-    return _json({"orders": [render.url("order", order_id=i) for i in ids]})
+    page = _page_number()
+    ids = session.scalars(
+        select(Order.id).where(Order.account_id == acct.id).order_by(Order.created, Order.id)
+        .offset(page * ORDERS_PAGE_SIZE).limit(ORDERS_PAGE_SIZE + 1)
+    ).all()
+    links = []
+    if len(ids) > ORDERS_PAGE_SIZE:
+        links.append(f'<{render.url("account_orders", account_id=acct.id, page=str(page + 1))}>;rel="next"')
+    return _json({"orders": [render.url("order", order_id=i) for i in ids[:ORDERS_PAGE_SIZE]]}, links=links)
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "0")
+    if not raw.isdigit() or len(raw) > 6:
+        raise problems.Malformed("'page' must be a small non-negative integer")
+    return int(raw)
 
 
 @bp.post("/acme/new-order")
@@ -119,12 +138,20 @@ def _order_response(order: Order) -> Response:
                  retry_after=order.status in (Status.PENDING, Status.PROCESSING))
 
 
+def _current(session: Session, order: Order | None, account: Account, what: str) -> Order:
+    """The account's own order, with expiry applied (and kept) before anyone looks at it."""
+    found = orders.owned(order, account, what)
+    if orders.enforce_expiry(found):
+        session.commit()
+    return found
+
+
 @bp.post("/acme/order/<order_id>")
 def order(order_id: str) -> Response:
     session = db()
     acct = verify_post_as_get(session).account
     assert acct is not None
-    return _order_response(orders.owned(session.get(Order, order_id), acct, "order"))
+    return _order_response(_current(session, session.get(Order, order_id), acct, "order"))
 
 
 @bp.post("/acme/order/<order_id>/finalize")
@@ -132,7 +159,7 @@ def finalize(order_id: str) -> Response:
     session = db()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
-    found = orders.owned(session.get(Order, order_id), verified.account, "order")
+    found = _current(session, session.get(Order, order_id), verified.account, "order")
     orders.finalize(session, runtime().queue, found, verified.account, payload)
     session.commit()
     return _order_response(found)
@@ -141,11 +168,16 @@ def finalize(order_id: str) -> Response:
 @bp.post("/acme/authz/<authz_id>")
 def authz(authz_id: str) -> Response:
     session = db()
-    acct = verify_post_as_get(session).account
-    assert acct is not None
+    verified = verify_post(session)
+    assert verified.account is not None
     found = session.get(Authz, authz_id)
-    orders.owned(found.order if found else None, acct, "authorization")
+    _current(session, found.order if found else None, verified.account, "authorization")
     assert found is not None
+    if verified.parsed.payload != b"":  # {"status": "deactivated"} (§7.5.2); empty payload reads
+        if verified.parsed.payload_json().get("status") != Status.DEACTIVATED:
+            raise problems.Malformed("an authorization may only be updated to status 'deactivated'")
+        orders.deactivate_authz(found)
+        session.commit()
     return _json(render.authz_json(found), retry_after=found.status == Status.PENDING)
 
 
@@ -155,7 +187,7 @@ def challenge(challenge_id: str) -> Response:
     verified = verify_post(session)
     assert verified.account is not None
     found = session.get(Challenge, challenge_id)
-    orders.owned(found.authz.order if found else None, verified.account, "challenge")
+    _current(session, found.authz.order if found else None, verified.account, "challenge")
     assert found is not None
     if verified.parsed.payload != b"":  # `{}` responds; an empty payload (POST-as-GET) only reads
         verified.parsed.payload_json()
@@ -163,6 +195,29 @@ def challenge(challenge_id: str) -> Response:
         session.commit()
     return _json(render.challenge_json(found), retry_after=found.status == Status.PROCESSING,
                  links=[f'<{render.url("authz", authz_id=found.authz_id)}>;rel="up"'])
+
+
+@bp.post("/acme/key-change")
+def key_change() -> Response:
+    session = db()
+    verified, inner = verify_key_change(session)
+    acct = verified.account
+    assert acct is not None
+    accounts.change_key(session, acct, str(verified.parsed.kid), inner)
+    session.commit()
+    return _json(render.account_json(acct), location=render.url("account", account_id=acct.id))
+
+
+@bp.post("/acme/revoke-cert")
+def revoke_cert() -> Response:
+    session = db()
+    verified, payload = verify_revocation(session)
+    cert, reason = revocation.parse_request(payload)
+    stored = revocation.find_certificate(session, cert)
+    revocation.authorize(stored, cert, verified.account, verified.key if verified.account is None else None)
+    revocation.revoke(session, runtime().queue, stored, reason)
+    session.commit()
+    return Response(status=200)
 
 
 @bp.post("/acme/cert/<cert_id>")
