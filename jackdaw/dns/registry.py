@@ -16,6 +16,11 @@ ENTRY_POINT_GROUP = "jackdaw.dns_providers"
 
 PROVIDERS: dict[str, str] = {
     "rfc2136": "jackdaw.dns.providers.rfc2136:RFC2136Provider",
+    "porkbun": "jackdaw.dns.providers.porkbun:PorkbunProvider",
+    "cloudflare": "jackdaw.dns.providers.cloudflare:CloudflareProvider",
+    "route53": "jackdaw.dns.providers.route53:Route53Provider",
+    "namecheap": "jackdaw.dns.providers.namecheap:NamecheapProvider",
+    "acme-dns": "jackdaw.dns.providers.acme_dns:AcmeDNSProvider",
 }
 
 
