@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): scripts that start a local test bed and print figures."""
