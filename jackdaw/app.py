@@ -11,6 +11,7 @@ from sqlalchemy import event
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobQueue
+from jackdaw.nonces import NoncePool
 from jackdaw.nonces import sweep as sweep_nonces
 from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
 from jackdaw.ra.revocation import JOB_REVOKE
@@ -51,6 +52,8 @@ def build_app(settings: Settings | None = None) -> Flask:
         retries=settings.challenge_retries,
         retry_delay=settings.challenge_retry_delay,
         resolver=settings.dns_resolver,
+        allow_loopback=settings.challenge_allow_loopback,
+        allowed_networks=settings.challenge_allowed_networks,
     )
     validation = ValidationJob(sessions, queue, validator)
     dns01 = DNS01Solver(settings, provider, sessions)
@@ -63,7 +66,7 @@ def build_app(settings: Settings | None = None) -> Flask:
 
     app = Flask("jackdaw", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
-    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream)
+    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine))
     app.register_blueprint(bp)
     errors.register(app)
     return app

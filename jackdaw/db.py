@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # pool_recycle rather than pool_pre_ping: a ping per checkout costs a round trip per request
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=300)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -35,9 +36,10 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Every transaction takes the write lock up front: SQLite has one writer anyway, and
-        # this is what serializes job claims and guarded state transitions across processes.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Transactions take the write lock up front: SQLite has one writer anyway, and this is
+        # what serializes job claims and guarded state transitions across processes. Probes
+        # that only look (execution option read_only) start a plain deferred transaction.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
     return engine
 

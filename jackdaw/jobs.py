@@ -27,6 +27,9 @@ from jackdaw.models import Job, utcnow
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+#: how often each process looks for work queued elsewhere (its own enqueues wake it at once)
+PROBE_INTERVAL = 0.5
+IDLE_WAIT = 10.0
 
 
 class RetryLater(Exception):
@@ -112,10 +115,9 @@ class JobQueue:
             t = threading.Thread(target=self._loop, name=f"jackdaw-job-{n}", daemon=True)
             t.start()
             self._workers.append(t)
-        if self.periodic:
-            t = threading.Thread(target=self._periodic_loop, name="jackdaw-periodic", daemon=True)
-            t.start()
-            self._workers.append(t)
+        t = threading.Thread(target=self._periodic_loop, name="jackdaw-periodic", daemon=True)
+        t.start()
+        self._workers.append(t)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -136,13 +138,20 @@ class JobQueue:
                 continue
             with self._wake:
                 if self._pending_wakes == 0:
-                    # Other processes' enqueues are seen at the next poll.
-                    self._wake.wait(timeout=0.5)
+                    # Local enqueues notify; the probe notifies for work other processes queued.
+                    self._wake.wait(timeout=IDLE_WAIT)
                 self._pending_wakes = max(0, self._pending_wakes - 1)
 
     def _periodic_loop(self) -> None:
         last: dict[int, float] = {}
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(PROBE_INTERVAL):
+            try:
+                if self._due():
+                    with self._wake:
+                        self._pending_wakes += self.threads
+                        self._wake.notify_all()
+            except Exception:
+                log.exception("job probe failed")
             for i, (every, fn) in enumerate(self.periodic):
                 if time.monotonic() - last.get(i, 0.0) >= every:
                     last[i] = time.monotonic()
@@ -150,6 +159,14 @@ class JobQueue:
                         fn()
                     except Exception:
                         log.exception("periodic task failed")
+
+    def _due(self) -> bool:
+        """A read-only look for due work (no write lock on SQLite), one per process per tick."""
+        now = utcnow()
+        with self.engine.connect().execution_options(read_only=True) as conn, conn.begin():
+            return conn.execute(
+                select(Job.id).where(Job.run_at <= now, (Job.lease_until.is_(None)) | (Job.lease_until < now)).limit(1)
+            ).first() is not None
 
     def claim(self) -> tuple[JobContext, int] | None:
         now = utcnow()

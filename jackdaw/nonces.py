@@ -1,13 +1,17 @@
 """Replay nonces in the database, shared by every worker and instance (RFC 8555 §6.5).
 
-Both operations run on the request's own session: on SQLite a second connection inside a
-request would wait on the write lock the request already holds.
+Issuing is batched: each process inserts a few hundred nonce rows in one statement and hands
+them out from memory, so a response costs no write of its own. Redeeming is one DELETE on the
+request's own session whose row count decides; it commits with the request (or, if the request
+fails, again on its own), so a nonce is spent exactly once whatever happens.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+import threading
+from collections import deque
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, insert
 from sqlalchemy.orm import Session
@@ -16,12 +20,33 @@ from jackdaw.db import rowcount
 from jackdaw.models import Nonce, utcnow
 
 NONCE_LIFETIME = timedelta(minutes=30)
+#: a batch is thrown away once this old, so every nonce handed out has most of its life left
+BATCH_MAX_AGE = timedelta(minutes=5)
+BATCH_SIZE = 256
 
 
-def issue(session: Session) -> str:
-    value = secrets.token_urlsafe(16)
-    session.execute(insert(Nonce).values(value=value, expires=utcnow() + NONCE_LIFETIME))
-    return value
+class NoncePool:
+    def __init__(self, engine: Engine, batch_size: int = BATCH_SIZE) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._pool: deque[str] = deque()
+        self._filled = datetime.min.replace(tzinfo=utcnow().tzinfo)
+
+    def take(self) -> str:
+        """Call outside any open transaction of this thread (SQLite: one writer at a time)."""
+        with self._lock:
+            if not self._pool or utcnow() - self._filled > BATCH_MAX_AGE:
+                self._refill()
+            return self._pool.popleft()
+
+    def _refill(self) -> None:
+        now = utcnow()
+        values = [secrets.token_urlsafe(16) for _ in range(self.batch_size)]
+        with self.engine.begin() as conn:
+            conn.execute(insert(Nonce), [{"value": v, "expires": now + NONCE_LIFETIME} for v in values])
+        self._pool = deque(values)
+        self._filled = now
 
 
 def redeem(session: Session, value: str) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw.jobs import JobQueue
+from jackdaw.nonces import NoncePool
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount
 
@@ -23,6 +24,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     queue: JobQueue
     upstream: UpstreamAccount
+    nonces: NoncePool
 
     def start(self) -> None:
         """Start job threads; call in each gunicorn worker (threads do not survive fork)."""

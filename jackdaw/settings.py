@@ -5,6 +5,7 @@ Names and defaults follow the original Jackdaw README so an existing `.env` keep
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,11 +47,72 @@ def _float(env: Mapping[str, str], key: str, default: float, minimum: float = 0.
     return value
 
 
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+
+
+def _networks(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for item in env.get(key, "").split(","):
+        if item.strip():
+            try:
+                nets.append(ipaddress.ip_network(item.strip()))
+            except ValueError as e:
+                raise ConfigError(f"{key}: {e}") from None
+    return tuple(nets)
+
+
 def _required(env: Mapping[str, str], key: str) -> str:
     value = env.get(key, "").strip()
     if not value:
         raise ConfigError(f"{key}: required but not set")
     return value
+
+
+def _dns_name(text: str) -> str:
+    """``text`` as a lowercase absolute DNS name without the trailing dot; ValueError if bad."""
+    name = text.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or any(not label or len(label) > 63 for label in labels):
+        raise ValueError(f"{text.strip()!r} is not a DNS name")
+    if any(ch.isspace() or ch in "=,/\\@:;\"'" for ch in name):
+        raise ValueError(f"{text.strip()!r} is not a DNS name")
+    return name
+
+
+def _is_at_or_under(name: str, ancestor: str) -> bool:
+    return name == ancestor or name.endswith("." + ancestor)
+
+
+def _zone_overrides(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], ...]:
+    """``name=zone,name=zone``: records at or under ``name`` live in ``zone`` (no SOA lookup).
+
+    Longest name first, so the most specific entry wins when entries nest.
+    """
+    pairs: dict[str, str] = {}
+    for item in env.get(key, "").split(","):
+        if not item.strip():
+            continue
+        name_text, sep, zone_text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{key}: expected name=zone, got {item.strip()!r}")
+        try:
+            name, zone = _dns_name(name_text), _dns_name(zone_text)
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e} (in {item.strip()!r})") from None
+        if not _is_at_or_under(name, zone):
+            raise ConfigError(f"{key}: zone {zone!r} cannot hold names under {name!r} (in {item.strip()!r})")
+        if name in pairs:
+            raise ConfigError(f"{key}: {name!r} is listed twice")
+        pairs[name] = zone
+    return tuple(sorted(pairs.items(), key=lambda pair: (-len(pair[0]), pair[0])))
 
 
 def _domains(raw: str) -> tuple[str, ...]:
@@ -83,11 +145,17 @@ class Settings:
     le_directory: str = LE_PRODUCTION
     dns_propagation_wait: float = 0.0
     allowed_domains: tuple[str, ...] = ()
+    #: base domains under which `*.name` may be ordered; wildcards are off while empty
+    wildcard_domains: tuple[str, ...] = ()
     log_level: str = "INFO"
     challenge_http_port: int = 80
     challenge_timeout: float = 5.0
     challenge_retries: int = 3
     challenge_retry_delay: float = 2.0
+    #: let the HTTP-01 check connect to loopback addresses (127.0.0.0/8, ::1); tests and demos
+    challenge_allow_loopback: bool = False
+    #: CIDRs the HTTP-01 check may connect to although special (link-local, loopback, ...)
+    challenge_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     data_dir: Path = Path("data")
     database_url: str = ""
     #: CA bundle (PEM) trusted for the upstream CA, e.g. Pebble's test CA; never "no verification"
@@ -98,6 +166,9 @@ class Settings:
     dns_authoritative_port: int = 53
     dns_propagation_timeout: float = 120.0
     dns_propagation_interval: float = 0.5
+    #: DNS_ZONE_OVERRIDES: (name, zone) pairs, most specific first; a TXT name at or under
+    #: ``name`` is written in ``zone`` without SOA discovery (split-horizon DNS)
+    dns_zone_overrides: tuple[tuple[str, str], ...] = ()
     job_threads: int = 4
     #: seconds a job stays claimed without a heartbeat before another worker takes it over
     job_lease: float = 30.0
@@ -135,11 +206,14 @@ class Settings:
             le_directory=le_directory,
             dns_propagation_wait=_float(env, "DNS_PROPAGATION_WAIT", 0.0),
             allowed_domains=_domains(env.get("ALLOWED_DOMAINS", "")),
+            wildcard_domains=_domains(env.get("WILDCARD_DOMAINS", "")),
             log_level=log_level,
             challenge_http_port=_int(env, "CHALLENGE_HTTP_PORT", 80, minimum=1, maximum=65535),
             challenge_timeout=_float(env, "CHALLENGE_TIMEOUT", 5.0, minimum=0.1),
             challenge_retries=_int(env, "CHALLENGE_RETRIES", 3, minimum=1),
             challenge_retry_delay=_float(env, "CHALLENGE_RETRY_DELAY", 2.0),
+            challenge_allow_loopback=_bool(env, "CHALLENGE_ALLOW_LOOPBACK", False),
+            challenge_allowed_networks=_networks(env, "CHALLENGE_ALLOWED_NETWORKS"),
             data_dir=data_dir,
             database_url=database_url,
             upstream_ca_bundle=ca_bundle,
@@ -147,6 +221,7 @@ class Settings:
             dns_authoritative_port=_int(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1, maximum=65535),
             dns_propagation_timeout=_float(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
             dns_propagation_interval=_float(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),
+            dns_zone_overrides=_zone_overrides(env, "DNS_ZONE_OVERRIDES"),
             job_threads=_int(env, "JOB_THREADS", 4, minimum=1),
             job_lease=_float(env, "JOB_LEASE_SECONDS", 30.0, minimum=1.0),
             env=dict(env),

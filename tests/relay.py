@@ -41,6 +41,7 @@ def relay_env(workdir: Path, bind: Bind, pebble: Pebble, challenge_port: int, **
         "CHALLENGE_TIMEOUT": "2",
         "CHALLENGE_RETRIES": "2",
         "CHALLENGE_RETRY_DELAY": "0.2",
+        "CHALLENGE_ALLOW_LOOPBACK": "true",
         "DATA_DIR": str(workdir / "data"),
         "LOG_LEVEL": "INFO",
         **bind.env(),

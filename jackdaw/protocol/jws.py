@@ -40,7 +40,7 @@ class ParsedJWS:
         """The payload as a JSON object; POST-as-GET callers check `payload == b''` instead."""
         try:
             obj = json.loads(self.payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise problems.Malformed("JWS payload is not valid JSON") from None
         if not isinstance(obj, dict):
             raise problems.Malformed("JWS payload must be a JSON object")
@@ -72,7 +72,7 @@ def _parse_flattened(body: bytes) -> tuple[acme_jws.JWS, str, acme_jws.Header]:
         raise problems.Malformed(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
         obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise problems.Malformed("request body is not valid JSON") from None
     if not isinstance(obj, dict):
         raise problems.Malformed("request body must be a flattened JWS JSON object")
@@ -107,7 +107,7 @@ def _is_b64url(text: str) -> bool:
 def _protected_header(protected_b64: str) -> dict[str, Any]:
     try:
         protected = json.loads(jose.b64.b64decode(protected_b64))
-    except (ValueError, UnicodeDecodeError, TypeError):
+    except (ValueError, UnicodeDecodeError, TypeError, RecursionError):
         raise problems.Malformed("JWS protected header is not valid base64url JSON") from None
     if not isinstance(protected, dict):
         raise problems.Malformed("JWS protected header must be a JSON object")

@@ -25,16 +25,18 @@ JOB_VALIDATE = "validate"
 JOB_ORDER = "order"
 
 
-def new_order(session: Session, account: Account, payload: dict[str, Any], allowed_domains: tuple[str, ...]) -> Order:
+def new_order(session: Session, account: Account, payload: dict[str, Any], allowed_domains: tuple[str, ...],
+              wildcard_domains: tuple[str, ...] = ()) -> Order:
     if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
         raise problems.Malformed("notBefore and notAfter are not supported")
-    names = check_identifiers(payload.get("identifiers"), allowed_domains)
+    names = check_identifiers(payload.get("identifiers"), allowed_domains, wildcard_domains)
     now = utcnow()
     order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names)
     session.add(order)
     for position, name in enumerate(names):
-        authz = Authz(order=order, position=position, identifier=name, status=Status.PENDING,
-                      expires=now + AUTHZ_LIFETIME)
+        wildcard = name.startswith("*.")
+        authz = Authz(order=order, position=position, identifier=name.removeprefix("*."), wildcard=wildcard,
+                      status=Status.PENDING, expires=now + AUTHZ_LIFETIME)
         session.add(authz)
         session.add(Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32),
                               status=Status.PENDING, validation_records=[]))

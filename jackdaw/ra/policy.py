@@ -1,4 +1,4 @@
-"""Which names may be ordered (RFC 8555 §7.4 identifiers; ALLOWED_DOMAINS)."""
+"""Which names may be ordered (RFC 8555 §7.4 identifiers; ALLOWED_DOMAINS, WILDCARD_DOMAINS)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,26 @@ from jackdaw.protocol.constants import IDENTIFIER_DNS, MAX_IDENTIFIERS
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
-def check_name(name: str, allowed_domains: Sequence[str]) -> str:
-    """Return the normalised name or raise the problem a client should see for it."""
+def _under(name: str, domains: Sequence[str]) -> bool:
+    return any(name == d or name.endswith("." + d) for d in domains)
+
+
+def check_name(name: str, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = ()) -> str:
+    """Return the normalised name or raise the problem a client should see for it.
+
+    A wildcard (`*.base`) is allowed only when `base` is under WILDCARD_DOMAINS: only DNS-01
+    can obtain it upstream, which is exactly what the relay centralises, so operators opt in.
+    """
     name = name.strip().lower()
+    if name.startswith("*."):
+        base = check_name(name[2:], allowed_domains)
+        if not _under(base, wildcard_domains):
+            raise problems.RejectedIdentifier(
+                f"{name}: wildcard names are allowed only under WILDCARD_DOMAINS"
+                + (f" ({', '.join(wildcard_domains)})" if wildcard_domains else ", which is not set"),
+                identifier=name,
+            )
+        return "*." + base
     if name.endswith("."):
         raise problems.RejectedIdentifier(f"{name!r}: a trailing dot is not allowed", identifier=name)
     try:
@@ -24,8 +41,8 @@ def check_name(name: str, allowed_domains: Sequence[str]) -> str:
         pass
     else:
         raise problems.UnsupportedIdentifier(f"{name}: IP address identifiers are not supported", identifier=name)
-    if name.startswith("*."):
-        raise problems.RejectedIdentifier(f"{name}: wildcard names are not enabled on this relay", identifier=name)
+    if "*" in name:
+        raise problems.RejectedIdentifier(f"{name!r}: '*' is allowed only as a whole leftmost label", identifier=name)
     try:
         ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
     except UnicodeError:
@@ -35,14 +52,14 @@ def check_name(name: str, allowed_domains: Sequence[str]) -> str:
         raise problems.RejectedIdentifier(f"{name!r} is not a valid DNS name", identifier=name)
     if labels[-1].isdigit():
         raise problems.RejectedIdentifier(f"{name!r}: the top-level label must not be numeric", identifier=name)
-    if allowed_domains and not any(ascii_name == d or ascii_name.endswith("." + d) for d in allowed_domains):
+    if allowed_domains and not _under(ascii_name, allowed_domains):
         raise problems.RejectedIdentifier(
             f"{ascii_name} is not under a domain this relay issues for (ALLOWED_DOMAINS)", identifier=ascii_name
         )
     return ascii_name
 
 
-def check_identifiers(raw: Any, allowed_domains: Sequence[str]) -> list[str]:
+def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = ()) -> list[str]:
     """Validate a newOrder `identifiers` array; every bad name is reported (compound problem)."""
     if not isinstance(raw, list) or not raw:
         raise problems.Malformed("newOrder needs a non-empty 'identifiers' array")
@@ -58,7 +75,7 @@ def check_identifiers(raw: Any, allowed_domains: Sequence[str]) -> list[str]:
                 f"identifier type {ident.get('type')!r} is not supported", identifier=ident["value"]))
             continue
         try:
-            name = check_name(ident["value"], allowed_domains)
+            name = check_name(ident["value"], allowed_domains, wildcard_domains)
         except problems.AcmeProblem as exc:
             errors.append(exc)
             continue

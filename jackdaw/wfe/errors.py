@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 from jackdaw import nonces
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import PROBLEM_CONTENT_TYPE
+from jackdaw.runtime import runtime
 from jackdaw.wfe import render
-from jackdaw.wfe.views import db
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,16 @@ def register(app: Flask) -> None:
     @app.after_request
     def _acme_headers(resp: Response) -> Response:
         try:
-            session = db()
-            if g.get("jackdaw_failed"):
-                session.rollback()  # whatever a failed request changed is discarded, never half-kept
-            resp.headers["Replay-Nonce"] = nonces.issue(session)
-            session.commit()
+            session = g.get("db")
+            if session is not None:
+                if g.get("jackdaw_failed"):
+                    session.rollback()  # whatever a failed request changed is discarded, never half-kept
+                    if g.get("jackdaw_nonce"):
+                        nonces.redeem(session, g.jackdaw_nonce)  # ...but its nonce stays spent
+                session.commit()
+                session.close()
+            resp.headers["Replay-Nonce"] = runtime().nonces.take()
         except Exception:
-            log.exception("could not issue a nonce")
+            log.exception("could not finish the request's transaction or issue a nonce")
         resp.headers.add("Link", f'<{render.url("directory")}>;rel="index"')
         return resp

@@ -36,7 +36,7 @@ def order_json(order: Order) -> dict[str, Any]:
     }
     if order.error:
         doc["error"] = order.error
-    if order.certificate is not None and order.status == "valid":
+    if order.status == "valid" and order.certificate is not None:  # status first: no query while pending
         doc["certificate"] = url("certificate", cert_id=order.certificate.id)
     return doc
 
@@ -58,9 +58,12 @@ def challenge_json(chall: Challenge) -> dict[str, Any]:
 
 
 def authz_json(authz: Authz) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "identifier": {"type": "dns", "value": authz.identifier},
         "status": authz.status,
         "expires": rfc3339(authz.expires),
         "challenges": [challenge_json(c) for c in authz.challenges],
     }
+    if authz.wildcard:
+        doc["wildcard"] = True
+    return doc

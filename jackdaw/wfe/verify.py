@@ -7,17 +7,20 @@ that explicit key, and the nonce redeemed last.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import josepy as jose
-from flask import request
+from flask import g, request
 from sqlalchemy.orm import Session
 
 from jackdaw import nonces
 from jackdaw.models import Account
 from jackdaw.protocol import jws, problems
 from jackdaw.protocol.constants import JOSE_CONTENT_TYPE, Status
+
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass
@@ -28,6 +31,9 @@ class Verified:
 
 
 def _parse_request() -> jws.ParsedJWS:
+    if "\x00" in request.path:
+        # No resource id contains NUL, and PostgreSQL refuses one in a query parameter (a 500).
+        raise problems.NotFound("no such resource")
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype != JOSE_CONTENT_TYPE:
         raise problems.Malformed(f"Content-Type must be {JOSE_CONTENT_TYPE}")
@@ -41,7 +47,10 @@ def _parse_request() -> jws.ParsedJWS:
 
 def _account_for_kid(session: Session, kid: str) -> Account:
     prefix = request.host_url.rstrip("/") + "/acme/acct/"
-    account = session.get(Account, kid.removeprefix(prefix)) if kid.startswith(prefix) else None
+    account_id = kid.removeprefix(prefix) if kid.startswith(prefix) else ""
+    # Account ids are token_urlsafe: anything else names no account (and a NUL would make
+    # PostgreSQL raise instead of finding nothing).
+    account = session.get(Account, account_id) if _ACCOUNT_ID.fullmatch(account_id) else None
     if account is None:
         raise problems.AccountDoesNotExist(f"no account at {kid}")
     if account.status != Status.VALID:
@@ -51,11 +60,12 @@ def _account_for_kid(session: Session, kid: str) -> Account:
 
 def _finish(session: Session, parsed: jws.ParsedJWS, key: jose.JWK) -> None:
     jws.verify_signature(parsed, key)
-    redeemed = nonces.redeem(session, jose.b64.b64encode(parsed.nonce).decode())
-    # Committed on its own: a nonce is spent even when the request fails later.
-    session.commit()
-    if not redeemed:
+    value = jose.b64.b64encode(parsed.nonce).decode()
+    if not nonces.redeem(session, value):
         raise problems.BadNonce("JWS has an invalid anti-replay nonce")
+    # Spent with the request's own commit; if the request fails, errors.py spends it again
+    # after the rollback. One transaction per request instead of two.
+    g.jackdaw_nonce = value
 
 
 def verify_self_signed(session: Session) -> tuple[Verified, dict[str, Any]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from jackdaw.models import Account, Authz, Certificate, Challenge, Order
 from jackdaw.protocol import problems
@@ -128,7 +128,8 @@ def new_order() -> Response:
     session = db()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
-    order = orders.new_order(session, verified.account, payload, runtime().settings.allowed_domains)
+    settings = runtime().settings
+    order = orders.new_order(session, verified.account, payload, settings.allowed_domains, settings.wildcard_domains)
     session.commit()
     return _json(render.order_json(order), 201, location=render.url("order", order_id=order.id))
 
@@ -151,7 +152,8 @@ def order(order_id: str) -> Response:
     session = db()
     acct = verify_post_as_get(session).account
     assert acct is not None
-    return _order_response(_current(session, session.get(Order, order_id), acct, "order"))
+    found = session.get(Order, order_id, options=[joinedload(Order.authzs)])  # polled often: one query
+    return _order_response(_current(session, found, acct, "order"))
 
 
 @bp.post("/acme/order/<order_id>/finalize")

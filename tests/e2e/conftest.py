@@ -17,11 +17,17 @@ from tests.relay import Relay, postgres_database, relay_env
 from tests.testbed import Bind, Pebble, free_port
 
 ZONE = "example.test"
+CHALLENGE_ZONE = "challenges.test"
 
 
 @pytest.fixture(scope="session")
 def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
-    with Bind(tmp_path_factory.mktemp("bind"), {ZONE: ["* 60 IN A 127.0.0.1"]}) as server:
+    # _acme-challenge.cname-<backend> is delegated by CNAME into a zone kept for challenges
+    # (the CNAME's parent needs its own A record: an empty non-terminal blocks the `*` record)
+    delegated = [line for b in ("sqlite", "postgres") for line in (
+        f"_acme-challenge.cname-{b} 60 IN CNAME cname-{b}.{CHALLENGE_ZONE}.", f"cname-{b} 60 IN A 127.0.0.1")]
+    zones = {ZONE: ["* 60 IN A 127.0.0.1", *delegated], CHALLENGE_ZONE: []}
+    with Bind(tmp_path_factory.mktemp("bind"), zones) as server:
         yield server
 
 
@@ -50,7 +56,7 @@ def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     workdir: Path = tmp_path_factory.mktemp(f"relay-{request.param}")
     challenge_port = free_port()
     with ExitStack() as stack:
-        extra = {"ALLOWED_DOMAINS": ZONE}
+        extra = {"ALLOWED_DOMAINS": ZONE, "WILDCARD_DOMAINS": ZONE}
         if request.param == "postgres":
             extra["DATABASE_URL"] = stack.enter_context(postgres_database())
         env = relay_env(workdir, bind, pebble, challenge_port, **extra)

@@ -31,6 +31,14 @@ ZONES = {
         # where nothing listens
         "*.ok 60 IN A 127.0.0.1",
         "*.refused 60 IN A 127.0.0.2",
+        # address policy targets (tests/integration/test_http01_hardening.py): cloud metadata,
+        # its IPv4-mapped IPv6 form, a name with one forbidden and one usable address, and
+        # names for a TLS server on another loopback address
+        "metadata 60 IN A 169.254.169.254",
+        "mapped-metadata 60 IN AAAA ::ffff:169.254.169.254",
+        "mixed 60 IN A 169.254.169.254",
+        "mixed 60 IN A 127.0.0.1",
+        "*.tls 60 IN A 127.0.0.3",
     ],
     "challenges.test": [],
 }
@@ -76,6 +84,7 @@ def relay_settings(database_url: str, data_dir: Path, **extra: str) -> Settings:
         "CHALLENGE_TIMEOUT": "2",
         "CHALLENGE_RETRIES": "1",
         "CHALLENGE_RETRY_DELAY": "0",
+        "CHALLENGE_ALLOW_LOOPBACK": "true",
         "LOG_LEVEL": "INFO",
         **extra,
     }

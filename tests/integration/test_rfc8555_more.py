@@ -19,19 +19,27 @@ from jackdaw.models import Account, Authz, Certificate, Order, utcnow
 from jackdaw.ra.revocation import JOB_REVOKE
 from jackdaw.wfe import views
 from tests.integration.test_acme_flow import (  # noqa: F401 - fixtures
+    ChallengeServer,
     Relay,
     alice,
-    app_env,
     bob,
     new_order,
     ok,
     problem,
+    ready_order,
     relay,
     web,
 )
 from tests.signer import DROP, RequestSigner, b64, ec_jwk, natural_alg, rsa_jwk
+from tests.testbed import Bind
 
 OK = "ok.example.test"
+
+
+@pytest.fixture
+def app_env(bind: Bind, web: ChallengeServer) -> dict[str, str]:
+    """test_acme_flow's settings, plus wildcards under ok.example.test."""
+    return {"DNS_RESOLVER": bind.nameserver, "CHALLENGE_HTTP_PORT": str(web.port), "WILDCARD_DOMAINS": OK}
 
 
 def _account(relay: Relay, signer: RequestSigner) -> Account:
@@ -257,3 +265,22 @@ def test_unknown_certificate_is_not_found(relay: Relay, alice: RequestSigner) ->
 def test_directory_lists_every_resource(relay: Relay) -> None:
     directory = relay.app.test_client().get("/directory").get_json()
     assert set(directory) >= {"newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "meta"}
+
+
+# --- wildcards ----------------------------------------------------------------------------------------
+
+
+def test_wildcard_authz_is_validated_at_its_base_name(relay: Relay, alice: RequestSigner) -> None:
+    base = f"w.{OK}"
+    _, order = ready_order(relay, alice, base, f"*.{base}")
+    assert [i["value"] for i in order["identifiers"]] == [base, f"*.{base}"]
+    authzs = [ok(alice.post_as_get(url)) for url in order["authorizations"]]
+    assert [(a["identifier"]["value"], a.get("wildcard", False), a["status"]) for a in authzs] == [
+        (base, False, "valid"), (base, True, "valid")]
+    tokens = {a["challenges"][0]["token"] for a in authzs}
+    assert {token for token, host in relay.web.hits if host.split(":")[0] == base} == tokens
+
+
+def test_wildcard_outside_wildcard_domains(relay: Relay, alice: RequestSigner) -> None:
+    resp = alice.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": "*.elsewhere.example.test"}]})
+    problem(resp, "rejectedIdentifier", 400)
