@@ -4,8 +4,11 @@ import os
 
 bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-workers = int(os.environ.get("JACKDAW_WORKERS", "2"))
-threads = int(os.environ.get("JACKDAW_THREADS", "8"))
+# One worker by default: requests are short and mostly database-bound, SQLite has one writer
+# anyway, and a second worker costs ~80 MB for ~20 % more polls/s (bench/polling.py). Add
+# workers (or instances) on PostgreSQL when one process is not enough.
+workers = int(os.environ.get("JACKDAW_WORKERS", "1"))
+threads = int(os.environ.get("JACKDAW_THREADS", "16"))
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
