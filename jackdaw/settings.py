@@ -169,7 +169,7 @@ class Settings:
     #: DNS_ZONE_OVERRIDES: (name, zone) pairs, most specific first; a TXT name at or under
     #: ``name`` is written in ``zone`` without SOA discovery (split-horizon DNS)
     dns_zone_overrides: tuple[tuple[str, str], ...] = ()
-    job_threads: int = 4
+    job_threads: int = 8
     #: seconds a job stays claimed without a heartbeat before another worker takes it over
     job_lease: float = 30.0
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
@@ -222,7 +222,7 @@ class Settings:
             dns_propagation_timeout=_float(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
             dns_propagation_interval=_float(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),
             dns_zone_overrides=_zone_overrides(env, "DNS_ZONE_OVERRIDES"),
-            job_threads=_int(env, "JOB_THREADS", 4, minimum=1),
+            job_threads=_int(env, "JOB_THREADS", 8, minimum=1),
             job_lease=_float(env, "JOB_LEASE_SECONDS", 30.0, minimum=1.0),
             env=dict(env),
         )
