@@ -17,15 +17,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, NoReturn, Self
 
 import dns.exception
+import dns.flags
 import dns.message
+import dns.name
+import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import requests
 import trustme
@@ -42,16 +46,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_dns_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (DNS listens on both)."""
+def _bindable(address: str, port: int, kind: socket.SocketKind) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_dns_port(*also: str) -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 (DNS listens on both) and on ``also``
+    (further loopback addresses, e.g. ::1 for a secondary on the same port)."""
     while True:
         port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+        if _bindable("127.0.0.1", port, socket.SOCK_DGRAM) and all(
+            _bindable(a, port, kind) for a in also for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+        ):
+            return port
 
 
 # resolved in the parent so the forked child only makes one foreign call (no dlopen locks)
@@ -146,11 +159,19 @@ class _Process:
 
 
 class Bind(_Process):
-    """``named`` serving ``zones`` on 127.0.0.1:port, each updatable with one TSIG key.
+    """``named`` serving ``zones`` on address:port, each updatable with one TSIG key.
 
     ``zones`` maps a zone name to extra zone-file lines relative to its origin, e.g.
     ``{"example.test": ["a 60 IN A 127.0.0.1"]}``. Every zone gets SOA, ``NS ns1.<zone>`` and
-    ``ns1.<zone> A 127.0.0.1``, so propagation checks find this server (on ``port``, not 53).
+    ``ns1.<zone> A <address>``, so propagation checks find this server (on ``port``, not 53).
+
+    Secondaries: a primary built with ``secondaries=["::1"]`` also lists ``ns2.<zone> AAAA
+    ::1`` and lets TSIG-signed transfers in; ``Bind.secondary_of`` builds that server on the
+    primary's port, since propagation checks ask every NS address on one port. (Not 127.0.0.2:
+    named only listens on addresses configured on an interface, and lo carries 127.0.0.1 and
+    ::1 only.) The primary sends no NOTIFY unless ``notify_delay`` is set, and the SOA refresh
+    is an hour, so a secondary serves a change only once ``notify()`` pokes it: the test decides
+    exactly how long the secondary lags.
     """
 
     name = "named"
@@ -161,16 +182,38 @@ class Bind(_Process):
         zones: dict[str, list[str]],
         port: int | None = None,
         key_name: str = "jackdaw-test",
+        *,
+        address: str = "127.0.0.1",
+        secondaries: Sequence[str] = (),
+        notify_delay: int | None = None,
     ) -> None:
         super().__init__(workdir)
         self.zones = {zone.rstrip(".").lower(): lines for zone, lines in zones.items()}
-        self.port = port or free_dns_port()
+        self.address = address
+        self.secondaries = tuple(secondaries)
+        self.port = port or free_dns_port(*{address, *self.secondaries} - {"127.0.0.1"})
         self.key_name = key_name
         self.key_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        #: None: no NOTIFY to the secondaries (they lag until poked); N: real NOTIFY, N s apart
+        self.notify_delay = notify_delay
+        #: the primary this server transfers its zones from; None for a primary
+        self.primary: Bind | None = None
+
+    @classmethod
+    def secondary_of(cls, primary: Bind, workdir: Path, address: str = "::1") -> Bind:
+        """A secondary for all of ``primary``'s zones, on ``address`` and the primary's port."""
+        if address not in primary.secondaries:
+            raise ValueError(f"{address} is not among the primary's secondaries {primary.secondaries}")
+        server = cls(workdir, {zone: [] for zone in primary.zones}, port=primary.port,
+                     key_name=primary.key_name, address=address)
+        server.key_secret = primary.key_secret  # the transfer key
+        server.primary = primary
+        return server
 
     @property
     def nameserver(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
 
     def env(self) -> dict[str, str]:
         return {
@@ -181,13 +224,27 @@ class Bind(_Process):
             "RFC2136_TSIG_ALGORITHM": "hmac-sha256",
         }
 
+    def _zone_statement(self, zone: str) -> str:
+        d, key = self.workdir, f'key "{self.key_name}";'
+        if self.primary is not None:
+            primary = self.primary
+            # NOTIFY comes from the primary or, across address families, from the test bed
+            return (f'zone "{zone}" {{ type secondary; file "{d}/sec.{zone}"; '
+                    f"primaries {{ {primary.address} port {primary.port} {key} }}; "
+                    f"allow-notify {{ 127.0.0.1; ::1; }}; }};\n")
+        extra = ""
+        if self.secondaries:
+            extra = f" allow-transfer {{ {key} }};"
+            if self.notify_delay is not None:
+                targets = "".join(f"{a} port {self.port}; " for a in self.secondaries)
+                extra += f" notify explicit; also-notify {{ {targets}}}; notify-delay {self.notify_delay};"
+        return f'zone "{zone}" {{ type primary; file "{d}/db.{zone}"; allow-update {{ {key} }};{extra} }};\n'
+
     def named_conf(self) -> str:
         d = self.workdir
-        zones = "".join(
-            f'zone "{zone}" {{ type primary; file "{d}/db.{zone}"; allow-update {{ key "{self.key_name}"; }}; }};\n'
-            for zone in self.zones
-        )
-        # notify no: the NS records say 127.0.0.1:53, which is not us
+        zones = "".join(self._zone_statement(zone) for zone in self.zones)
+        v4, v6 = ("none", self.address) if ":" in self.address else (self.address, "none")
+        # notify no (zones may override): the NS records say <address>:53, which is not us
         return f"""\
 key "{self.key_name}" {{ algorithm hmac-sha256; secret "{self.key_secret}"; }};
 controls {{ }};
@@ -198,8 +255,8 @@ options {{
     managed-keys-directory "{d}";
     dump-file "{d}/named.dump";
     statistics-file "{d}/named.stats";
-    listen-on port {self.port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
+    listen-on port {self.port} {{ {v4}; }};
+    listen-on-v6 port {self.port} {{ {v6}; }};
     recursion no;
     allow-query {{ any; }};
     dnssec-validation no;
@@ -207,22 +264,24 @@ options {{
 }};
 {zones}"""
 
-    @staticmethod
-    def zone_file(zone: str, lines: list[str]) -> str:
+    def zone_file(self, zone: str, lines: list[str]) -> str:
         extra = "".join(f"{line}\n" for line in lines)
+        servers = "".join(
+            f"@ IN NS ns{n}.{zone}.\nns{n} IN {'AAAA' if ':' in address else 'A'} {address}\n"
+            for n, address in enumerate((self.address, *self.secondaries), start=1)
+        )
         return f"""\
 $ORIGIN {zone}.
 $TTL 60
 @ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 60
-@ IN NS ns1.{zone}.
-ns1 IN A 127.0.0.1
-{extra}"""
+{servers}{extra}"""
 
     def start(self) -> Self:
         conf = self.workdir / "named.conf"
         conf.write_text(self.named_conf())
-        for zone, lines in self.zones.items():
-            (self.workdir / f"db.{zone}").write_text(self.zone_file(zone, lines))
+        if self.primary is None:
+            for zone, lines in self.zones.items():
+                (self.workdir / f"db.{zone}").write_text(self.zone_file(zone, lines))
         # Run as the invoking user (root in CI): named only drops privileges with -u, and
         # user "bind" could not write the zone journals in a root-owned temp dir.
         self._spawn([NAMED, "-g", "-c", str(conf), "-p", str(self.port)])
@@ -234,13 +293,41 @@ ns1 IN A 127.0.0.1
         if "not loaded due to errors" in self.log_path.read_text(errors="replace"):
             self._fail("could not load a zone")
         try:
+            # a secondary answers SERVFAIL until its first transfer completed
             return all(self._query(zone, dns.rdatatype.SOA, 0.2).rcode() == dns.rcode.NOERROR for zone in self.zones)
         except (dns.exception.Timeout, OSError):
             return False
 
     def _query(self, name: str, rdtype: dns.rdatatype.RdataType, timeout: float = 2.0) -> dns.message.Message:
         query = dns.message.make_query(name, rdtype)
-        return dns.query.udp(query, "127.0.0.1", timeout=timeout, port=self.port)
+        return dns.query.udp(query, self.address, timeout=timeout, port=self.port)
+
+    def serial(self, zone: str) -> int:
+        """The SOA serial this server serves for ``zone`` now."""
+        answer = self._query(zone, dns.rdatatype.SOA).find_rrset(
+            dns.message.ANSWER, dns.name.from_text(zone), dns.rdataclass.IN, dns.rdatatype.SOA)
+        return int(answer[0].serial)
+
+    def notify(self, zone: str, timeout: float = 2.0) -> None:
+        """Send this secondary the NOTIFY its primary would: it then asks the primary for the
+        zone's SOA and fetches the changes (IXFR) within milliseconds."""
+        if self.primary is None:
+            raise RuntimeError("notify() pokes a secondary; this server is a primary")
+        message = dns.message.make_query(zone, dns.rdatatype.SOA)
+        message.flags = dns.flags.AA  # flags hold the opcode too: set them first
+        message.set_opcode(dns.opcode.NOTIFY)
+        response = dns.query.udp(message, self.address, timeout=timeout, port=self.port)
+        if response.rcode() != dns.rcode.NOERROR:
+            raise RuntimeError(f"NOTIFY {zone} to {self.nameserver}: {dns.rcode.to_text(response.rcode())}")
+
+    def wait_for_serial(self, zone: str, serial: int, timeout: float = 5.0) -> float:
+        """Seconds until this server serves ``zone`` at ``serial`` or later (RuntimeError if not)."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.serial(zone) >= serial:
+                return time.monotonic() - start
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.nameserver} still serves {zone} below serial {serial} after {timeout} s")
 
     def txt(self, name: str) -> list[str]:
         """TXT values served at ``name`` now (sorted), for "nothing left behind" checks."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,6 +32,24 @@ class TxtRecord:
     value: str
 
 
+def override_zone(fqdn: str, overrides: Sequence[tuple[str, str]]) -> str | None:
+    """The zone DNS_ZONE_OVERRIDES assigns to ``fqdn`` (most specific entry first), if any."""
+    name = fqdn.lower().rstrip(".")
+    for prefix, zone in overrides:
+        if name == prefix or name.endswith("." + prefix):
+            return zone
+    return None
+
+
+def locate(validation_name: str, settings: Settings) -> tuple[str, str]:
+    """(zone, fqdn) where the TXT for ``validation_name`` goes: the CNAME target when the name
+    is delegated, in the zone DNS_ZONE_OVERRIDES names for it, else the one SOA discovery finds."""
+    resolver = make_resolver(settings.dns_resolver)
+    fqdn = follow_cname(validation_name, resolver)
+    zone = override_zone(fqdn, settings.dns_zone_overrides)
+    return (zone if zone is not None else find_zone(fqdn, resolver)), fqdn
+
+
 @dataclass
 class DNS01Solver:
     settings: Settings
@@ -39,9 +58,7 @@ class DNS01Solver:
 
     def locate(self, validation_name: str) -> tuple[str, str]:
         """(zone, fqdn) where the TXT goes: the CNAME target when the name is delegated."""
-        resolver = make_resolver(self.settings.dns_resolver)
-        fqdn = follow_cname(validation_name, resolver)
-        return find_zone(fqdn, resolver), fqdn
+        return locate(validation_name, self.settings)
 
     def present(self, order_id: str, wanted: list[tuple[str, str]]) -> list[TxtRecord]:
         """Write (validation name, value) pairs; returns what was written."""

@@ -1,0 +1,151 @@
+"""`jackdaw dns-check NAME`: prove the DNS-01 set-up end to end without an ACME order.
+
+Finds where ``_acme-challenge.NAME`` is written (CNAME delegation and DNS_ZONE_OVERRIDES,
+exactly as leg 2 does), writes a random TXT value through the configured provider, waits
+until every authoritative server serves it, and removes it again whatever happened.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from jackdaw.dns.base import DNSProvider
+from jackdaw.dns.propagation import PropagationTimeout, wait_for_txt
+from jackdaw.dns.resolver import make_resolver
+from jackdaw.settings import Settings
+from jackdaw.upstream.dns01 import locate, override_zone
+
+ZONE_LOOKUP = "zone lookup"
+PROVIDER_WRITE = "provider write"
+PROPAGATION = "propagation"
+CLEANUP = "cleanup"
+
+
+def validation_name(name: str) -> str:
+    """``_acme-challenge.NAME`` (a wildcard is proved at its base name, as in RFC 8555)."""
+    name = name.strip().lower().rstrip(".")
+    if name.startswith("*."):
+        name = name[2:]
+    if not name.startswith("_acme-challenge."):
+        name = f"_acme-challenge.{name}"
+    return name
+
+
+@dataclass
+class CheckResult:
+    name: str
+    validation_name: str
+    value: str
+    #: where the TXT went (the CNAME target when delegated) and its zone; None if not found
+    fqdn: str | None = None
+    zone: str | None = None
+    zone_from_override: bool = False
+    #: per authoritative server ("ns-host@address"): seconds until it served the value
+    timings: dict[str, float] = field(default_factory=dict)
+    write_seconds: float | None = None
+    #: seconds from the provider accepting the write until every server served it
+    propagation_seconds: float | None = None
+    #: True once the value was removed (or never written)
+    cleaned: bool = False
+    #: the first step that failed (ZONE_LOOKUP, PROVIDER_WRITE, PROPAGATION, CLEANUP)
+    failed_step: str | None = None
+    error: str | None = None
+    #: servers that never served the value (propagation timeout)
+    lagging: list[str] = field(default_factory=list)
+    cleanup_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_step is None
+
+    def fail(self, step: str, exc: BaseException) -> None:
+        if self.failed_step is None:
+            self.failed_step, self.error = step, f"{type(exc).__name__}: {exc}"
+
+    def report(self) -> list[str]:
+        """Human-readable lines, success or failure: ``details()`` then ``verdict()``."""
+        return self.details() + self.verdict()
+
+    def details(self) -> list[str]:
+        """What was done: zone, write, per-server timings, removal."""
+        lines: list[str] = []
+        if self.zone is not None:
+            how = "DNS_ZONE_OVERRIDES" if self.zone_from_override else "SOA lookup"
+            via = f" (CNAME from {self.validation_name})" if self.fqdn != self.validation_name else ""
+            lines.append(f"TXT {self.fqdn}{via} in zone {self.zone} (by {how})")
+        if self.write_seconds is not None and self.failed_step != PROVIDER_WRITE:
+            lines.append(f"wrote test value {self.value} in {self.write_seconds:.3f} s")
+        if self.timings:
+            width = max(len(label) for label in self.timings)
+            lines.append("served by the authoritative servers after:")
+            lines += [f"  {label:<{width}}  {seconds:7.3f} s" for label, seconds in sorted(self.timings.items())]
+            if self.propagation_seconds is not None:
+                lines.append(f"  {'total':<{width}}  {self.propagation_seconds:7.3f} s")
+        if self.write_seconds is not None:
+            if self.cleaned:
+                lines.append(f"removed the test value from {self.fqdn}")
+            else:
+                lines.append(f"could NOT remove the test value {self.value} from {self.fqdn}: {self.cleanup_error}")
+        return lines
+
+    def verdict(self) -> list[str]:
+        """One OK line, or what failed (naming the step and the lagging servers)."""
+        lines: list[str] = []
+        if self.ok:
+            lines.append(f"OK: DNS-01 for {self.name} works")
+        else:
+            lines.append(f"FAILED at {self.failed_step}: {self.error}")
+            if self.lagging:
+                lines.append(f"  lagging servers: {', '.join(self.lagging)}")
+        return lines
+
+
+def run_check(
+    name: str,
+    settings: Settings,
+    provider: DNSProvider,
+    *,
+    timeout: float | None = None,
+) -> CheckResult:
+    """Write, wait for, and remove one random TXT value for ``name``; never raises for DNS or
+    provider failures (they are in the result). ``timeout`` overrides DNS_PROPAGATION_TIMEOUT."""
+    result = CheckResult(name=name, validation_name=validation_name(name), value=secrets.token_urlsafe(32))
+    try:
+        zone, fqdn = locate(result.validation_name, settings)
+    except Exception as exc:  # DNSLookupError, or a resolver that cannot even be built
+        result.fail(ZONE_LOOKUP, exc)
+        return result
+    result.zone, result.fqdn = zone, fqdn
+    result.zone_from_override = override_zone(fqdn, settings.dns_zone_overrides) is not None
+    step = PROVIDER_WRITE
+    started = time.monotonic()
+    try:
+        try:
+            provider.present(zone, fqdn, result.value)
+        finally:  # set even when present raised: a failed write may still have written
+            result.write_seconds = time.monotonic() - started
+        step = PROPAGATION
+        written = time.monotonic()
+        result.timings = wait_for_txt(
+            [(fqdn, result.value)],
+            make_resolver(settings.dns_resolver),
+            timeout=settings.dns_propagation_timeout if timeout is None else timeout,
+            interval=settings.dns_propagation_interval,
+            ns_port=settings.dns_authoritative_port,
+        )
+        result.propagation_seconds = time.monotonic() - written
+    except PropagationTimeout as exc:
+        result.fail(PROPAGATION, exc)
+        result.lagging = list(exc.lagging)
+    except Exception as exc:  # provider APIs raise all sorts; the operator wants the message
+        result.fail(step, exc)
+    finally:  # always, also on Ctrl-C
+        try:
+            provider.cleanup(zone, fqdn, result.value)
+            result.cleaned = True
+        except Exception as exc:
+            result.cleanup_error = f"{type(exc).__name__}: {exc}"
+            result.fail(CLEANUP, exc)
+    return result
