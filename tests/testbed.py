@@ -186,8 +186,12 @@ class Bind(_Process):
         address: str = "127.0.0.1",
         secondaries: Sequence[str] = (),
         notify_delay: int | None = None,
+        recursive: bool = False,
     ) -> None:
         super().__init__(workdir)
+        #: answer recursive queries (Pebble's -dnsserver) by chasing CNAMEs across this server's
+        #: own zones; a local root zone keeps every other name from leaving the machine
+        self.recursive = recursive
         self.zones = {zone.rstrip(".").lower(): lines for zone, lines in zones.items()}
         self.address = address
         self.secondaries = tuple(secondaries)
@@ -244,6 +248,10 @@ class Bind(_Process):
         d = self.workdir
         zones = "".join(self._zone_statement(zone) for zone in self.zones)
         v4, v6 = ("none", self.address) if ":" in self.address else (self.address, "none")
+        recursion = "recursion no;"
+        if self.recursive:
+            recursion = "recursion yes; allow-recursion { 127.0.0.1; ::1; };"
+            zones += f'zone "." {{ type primary; file "{d}/db.root"; }};\n'
         # notify no (zones may override): the NS records say <address>:53, which is not us
         return f"""\
 key "{self.key_name}" {{ algorithm hmac-sha256; secret "{self.key_secret}"; }};
@@ -257,7 +265,7 @@ options {{
     statistics-file "{d}/named.stats";
     listen-on port {self.port} {{ {v4}; }};
     listen-on-v6 port {self.port} {{ {v6}; }};
-    recursion no;
+    {recursion}
     allow-query {{ any; }};
     dnssec-validation no;
     notify no;
@@ -282,6 +290,10 @@ $TTL 60
         if self.primary is None:
             for zone, lines in self.zones.items():
                 (self.workdir / f"db.{zone}").write_text(self.zone_file(zone, lines))
+        if self.recursive:
+            (self.workdir / "db.root").write_text(
+                "$TTL 60\n@ IN SOA localhost. hostmaster.localhost. 1 3600 600 86400 60\n@ IN NS localhost.\n"
+                "localhost. IN A 127.0.0.1\n")
         # Run as the invoking user (root in CI): named only drops privileges with -u, and
         # user "bind" could not write the zone journals in a root-owned temp dir.
         self._spawn([NAMED, "-g", "-c", str(conf), "-p", str(self.port)])

@@ -134,6 +134,7 @@ def run_check(
             timeout=settings.dns_propagation_timeout if timeout is None else timeout,
             interval=settings.dns_propagation_interval,
             ns_port=settings.dns_authoritative_port,
+            zones_of={fqdn: zone},
         )
         result.propagation_seconds = time.monotonic() - written
     except PropagationTimeout as exc:

@@ -7,7 +7,7 @@ them answer it. Servers are asked directly (no recursion, no caches in between).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -102,13 +102,17 @@ class Pending:
     values: set[str]
 
 
-def plan(records: Iterable[tuple[str, str]], resolver: dns.resolver.Resolver) -> list[Pending]:
-    """Group records by (effective name, server) so each round asks each pair once."""
+def plan(records: Iterable[tuple[str, str]], resolver: dns.resolver.Resolver,
+         zones_of: Mapping[str, str] | None = None) -> list[Pending]:
+    """Group records by (effective name, server) so each round asks each pair once.
+
+    ``zones_of`` maps a record name to its zone when the caller already knows it (the zone the
+    provider wrote to, e.g. from DNS_ZONE_OVERRIDES); other names are found by SOA lookup."""
     zones: dict[str, list[Server]] = {}
     grouped: dict[tuple[str, Server], set[str]] = {}
     for fqdn, value in records:
         name = follow_cname(fqdn, resolver)  # the value lives at the end of the chain
-        zone = find_zone(name, resolver)
+        zone = (zones_of or {}).get(name) or find_zone(name, resolver)
         if zone not in zones:
             zones[zone] = authoritative_servers(zone, resolver)
         for server in zones[zone]:
@@ -129,6 +133,7 @@ def wait_for_txt(
     interval: float,
     ns_port: int = 53,
     query_timeout: float = QUERY_TIMEOUT,
+    zones_of: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
     """Poll all authoritative servers of all records until each serves its values.
 
@@ -138,7 +143,7 @@ def wait_for_txt(
     """
     start = time.monotonic()
     deadline = start + timeout
-    pending = plan(records, resolver)
+    pending = plan(records, resolver, zones_of)
     first_served: dict[str, float] = {p.server.label: 0.0 for p in pending}
     if not pending:
         return first_served

@@ -80,6 +80,7 @@ class DNS01Solver:
             timeout=self.settings.dns_propagation_timeout,
             interval=self.settings.dns_propagation_interval,
             ns_port=self.settings.dns_authoritative_port,
+            zones_of={r.fqdn: r.zone for r in records},
         )
         extra = max(self.provider.settle_seconds, self.settings.dns_propagation_wait - (time.monotonic() - started))
         if extra > 0:

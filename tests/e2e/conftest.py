@@ -27,7 +27,7 @@ def bind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bind]:
     delegated = [line for b in ("sqlite", "postgres") for line in (
         f"_acme-challenge.cname-{b} 60 IN CNAME cname-{b}.{CHALLENGE_ZONE}.", f"cname-{b} 60 IN A 127.0.0.1")]
     zones = {ZONE: ["* 60 IN A 127.0.0.1", *delegated], CHALLENGE_ZONE: []}
-    with Bind(tmp_path_factory.mktemp("bind"), zones) as server:
+    with Bind(tmp_path_factory.mktemp("bind"), zones, recursive=True) as server:
         yield server
 
 
