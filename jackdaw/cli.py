@@ -1,4 +1,8 @@
-"""Operator commands: `jackdaw db upgrade`, `jackdaw check`, `jackdaw dns-check NAME`."""
+"""Operator commands (`jackdaw --help`): argument parsing and dispatch only.
+
+Database inspection and repair live in jackdaw.ops; exit codes: 0 ok, 1 the operation failed
+or the thing was not found, 2 configuration error.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,37 @@ import argparse
 import sys
 
 from jackdaw.dns.base import ConfigError
+from jackdaw.protocol.constants import Status
+
+ORDER_STATUSES = [Status.PENDING, Status.READY, Status.PROCESSING, Status.VALID, Status.INVALID]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table (for scripts)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jackdaw", description="Jackdaw ACME relay operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
-    db = sub.add_parser("db", help="database schema (alembic)")
+
+    db = sub.add_parser("db", help="database schema (alembic): `upgrade` runs the migrations")
     db.add_argument("action", choices=["upgrade", "current"])
-    sub.add_parser("check", help="validate settings and the DNS provider configuration")
+
+    check = sub.add_parser("check", help="validate settings and the DNS provider configuration")
+    check.add_argument("--show", action="store_true",
+                       help="also print the effective configuration (secrets masked)")
+    _json_flag(check)
+
     dns_check = sub.add_parser(
         "dns-check",
         help="write a test TXT at _acme-challenge.NAME, time its propagation, remove it",
@@ -24,10 +51,56 @@ def main(argv: list[str] | None = None) -> int:
     dns_check.add_argument("name", metavar="NAME", help="a name to be certified, e.g. host.example.com")
     dns_check.add_argument("--timeout", type=float, metavar="SECONDS",
                            help="propagation timeout (default: DNS_PROPAGATION_TIMEOUT)")
-    args = parser.parse_args(argv)
+
+    _json_flag(sub.add_parser("accounts", help="list client accounts with their number of orders"))
+
+    orders = sub.add_parser("orders", help="list orders, newest first")
+    orders.add_argument("--status", choices=ORDER_STATUSES, help="only orders in this status")
+    orders.add_argument("--name", metavar="SUBSTRING", help="only orders with an identifier containing this")
+    orders.add_argument("--limit", type=_positive_int, metavar="N", help="at most N orders")
+    _json_flag(orders)
+
+    _json_flag(sub.add_parser("certificates", help="list issued certificates, soonest expiry first"))
+
+    order = sub.add_parser("order", help="one order: show its history, retry or cancel it")
+    order_sub = order.add_subparsers(dest="action", required=True)
+    show = order_sub.add_parser("show", help="everything stored about the order (why it is stuck)")
+    show.add_argument("order_id", metavar="ID")
+    _json_flag(show)
+    retry = order_sub.add_parser(
+        "retry", help="re-queue the upstream job of an order stuck in processing (or ready with an upstream error)")
+    retry.add_argument("order_id", metavar="ID")
+    cancel = order_sub.add_parser(
+        "cancel", help="make a pending/ready/processing order invalid and drop its jobs")
+    cancel.add_argument("order_id", metavar="ID")
+    return parser
+
+
+ORDER_ACTIONS = ("show", "retry", "cancel")
+ORDER_OPTIONS = ("--json", "-h", "--help", "--")
+
+
+def _order_id_first_dash(argv: list[str]) -> list[str]:
+    """Order ids are URL-safe base64 and may start with "-" (even "-h"): pass such an id to
+    argparse after "--" so it is taken as the ID, not as an option."""
+    if len(argv) < 3 or argv[0] != "order" or argv[1] not in ORDER_ACTIONS or "--" in argv:
+        return argv
+    rest = argv[2:]
+    ids = [a for a in rest if a.startswith("-") and a not in ORDER_OPTIONS]
+    if len(ids) != 1:
+        return argv
+    return [*argv[:2], *(a for a in rest if a != ids[0]), "--", ids[0]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_order_id_first_dash(sys.argv[1:] if argv is None else list(argv)))
     if getattr(args, "timeout", None) is not None and not args.timeout > 0:
         parser.error("--timeout: must be a positive number of seconds")
+    if args.command == "check" and args.json and not args.show:
+        parser.error("--json: only with --show")
 
+    from jackdaw.ops import commands
     from jackdaw.settings import Settings, database_url_from_env
 
     try:
@@ -40,6 +113,19 @@ def main(argv: list[str] | None = None) -> int:
                 migrate.upgrade(url)
             print("schema at head" if migrate.is_at_head(make_engine(url)) else "schema NOT at head")
             return 0
+        if args.command == "accounts":
+            return commands.accounts(as_json=args.json)
+        if args.command == "orders":
+            return commands.orders(status=args.status, name=args.name, limit=args.limit, as_json=args.json)
+        if args.command == "certificates":
+            return commands.certificates(as_json=args.json)
+        if args.command == "order":
+            if args.action == "show":
+                return commands.order_show(args.order_id, as_json=args.json)
+            if args.action == "retry":
+                return commands.order_retry(args.order_id)
+            return commands.order_cancel(args.order_id)
+
         settings = Settings.from_env()
         from jackdaw.dns.registry import build_provider
 
@@ -53,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in result.verdict():
                 print(line, file=sys.stdout if result.ok else sys.stderr)
             return 0 if result.ok else 1
-        print(f"settings OK: relay {settings.relay_domain}, upstream {settings.le_directory}, "
-              f"DNS provider {settings.dns_provider}, database {settings.database_url.split('://')[0]}")
-        return 0
+        return commands.check(settings, show=args.show, as_json=args.json)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,146 @@
+"""Glue for the operator commands in ``jackdaw.cli``: open the database, call, print, exit code.
+
+Exit codes: 0 done, 1 the operation failed or the thing was not found, 2 configuration error
+(raised as ConfigError for the CLI to report). The database commands need only DATABASE_URL
+(and DATA_DIR), so a relay whose DNS settings are broken can still be inspected.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.dns.base import ConfigError
+from jackdaw.ops import actions, queries, render
+from jackdaw.ops.config import effective_config, mask_url
+from jackdaw.settings import Settings
+
+P = ParamSpec("P")
+
+
+class Failed(Exception):
+    """The command could not do its job; the message is for the operator."""
+
+
+def _guard(fn: Callable[P, int]) -> Callable[P, int]:
+    """Operator-facing failures become a message on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> int:
+        try:
+            return fn(*args, **kwargs)
+        except (Failed, queries.NotFound, actions.Refused) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            print(f"database error: {type(exc).__name__}: {detail}", file=sys.stderr)
+        return 1
+
+    return wrapper
+
+
+@contextmanager
+def database(database_url: str | None = None, read_only: bool = True) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
+    """The relay's database at schema head; read-only sessions don't take SQLite's write lock."""
+    from jackdaw import migrate
+    from jackdaw.db import make_engine, make_sessionmaker
+    from jackdaw.settings import database_url_from_env
+
+    url = database_url or database_url_from_env()
+    if not url.startswith(("sqlite", "postgresql")):
+        raise ConfigError("DATABASE_URL: only sqlite:/// and postgresql+psycopg:// URLs are supported")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL: {mask_url(url)!r}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise Failed(f"no database at {parsed.database} (DATABASE_URL / DATA_DIR); "
+                         f"`jackdaw db upgrade` creates it")
+    engine = make_engine(url)
+    try:
+        if not migrate.is_at_head(engine.execution_options(read_only=True)):
+            raise Failed("the database schema is not at head: run `jackdaw db upgrade` first")
+        bind = engine.execution_options(read_only=True) if read_only else engine
+        yield engine, make_sessionmaker(bind)
+    finally:
+        engine.dispose()
+
+
+def _emit(text: str) -> None:
+    print(text)
+
+
+@_guard
+def accounts(as_json: bool = False) -> int:
+    with database() as (_, sessions):
+        rows = queries.list_accounts(sessions)
+    _emit(render.to_json(rows) if as_json else render.accounts_text(rows))
+    return 0
+
+
+@_guard
+def orders(status: str | None = None, name: str | None = None, limit: int | None = None,
+           as_json: bool = False) -> int:
+    with database() as (_, sessions):
+        rows = queries.list_orders(sessions, status=status, name=name, limit=limit)
+    _emit(render.to_json(rows) if as_json else render.orders_text(rows))
+    return 0
+
+
+@_guard
+def certificates(as_json: bool = False) -> int:
+    with database() as (_, sessions):
+        rows = queries.list_certificates(sessions)
+    _emit(render.to_json(rows) if as_json else render.certificates_text(rows))
+    return 0
+
+
+@_guard
+def order_show(order_id: str, as_json: bool = False) -> int:
+    from jackdaw.models import utcnow
+
+    now = utcnow()
+    with database() as (_, sessions):
+        detail = queries.order_detail(sessions, order_id, now=now)
+    _emit(render.to_json(detail) if as_json else render.order_text(detail, now))
+    return 0
+
+
+@_guard
+def order_retry(order_id: str) -> int:
+    from jackdaw.jobs import JobQueue
+
+    with database(read_only=False) as (engine, sessions):
+        result = actions.retry_order(sessions, JobQueue(engine, sessions), order_id)
+    _emit(render.retry_text(result))
+    return 0
+
+
+@_guard
+def order_cancel(order_id: str) -> int:
+    with database(read_only=False) as (_, sessions):
+        result = actions.cancel_order(sessions, order_id)
+    _emit(render.cancel_text(result))
+    return 0
+
+
+def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
+    """Settings (and the DNS provider, built by the caller) are valid; optionally show them."""
+    if as_json and show:
+        _emit(render.to_json(effective_config(settings)))
+        return 0
+    _emit(f"settings OK: relay {settings.relay_domain}, upstream {settings.le_directory}, "
+          f"DNS provider {settings.dns_provider}, database {settings.database_url.split('://')[0]}")
+    if show:
+        _emit(render.config_text(effective_config(settings)))
+    return 0

@@ -1,0 +1,230 @@
+"""Read-only views for operators: each function takes a sessionmaker and returns dataclasses.
+
+Nothing here prints or changes a row; ``jackdaw.ops.render`` turns the results into text/JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from jackdaw.models import Account, Authz, Certificate, DnsRecord, Job, Order, utcnow
+from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
+from jackdaw.ra.revocation import JOB_REVOKE
+
+
+class NotFound(LookupError):
+    """No row with that id."""
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: str
+    status: str
+    contact: list[str]
+    created: datetime
+    orders: int
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    id: str
+    account_id: str
+    status: str
+    identifiers: list[str]
+    created: datetime
+    updated: datetime
+    upstream_status: str | None
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    serial: str
+    names: list[str]
+    not_after: datetime
+    #: whole days until not_after; once expired, minus the whole days since
+    days_left: int
+    expired: bool
+    revoked: datetime | None
+    revocation_reason: int | None
+    upstream_revoked: datetime | None
+    order_id: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class ChallengeView:
+    id: str
+    type: str
+    status: str
+    token: str
+    validated: datetime | None
+    error: dict[str, Any] | None
+    validation_records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AuthzView:
+    id: str
+    identifier: str
+    wildcard: bool
+    status: str
+    expires: datetime
+    challenges: list[ChallengeView]
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    kind: str
+    subject_id: str
+    run_at: datetime
+    lease_until: datetime | None
+    attempts: int
+    generation: int
+    last_error: str | None
+    created: datetime
+
+    def leased(self, now: datetime) -> bool:
+        """A worker holds it right now (its lease has not lapsed)."""
+        return self.lease_until is not None and self.lease_until > now
+
+
+@dataclass(frozen=True)
+class DnsRecordView:
+    id: int
+    zone: str
+    fqdn: str
+    value: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    id: str
+    account_id: str
+    status: str
+    identifiers: list[str]
+    created: datetime
+    updated: datetime
+    expires: datetime
+    error: dict[str, Any] | None
+    csr_present: bool
+    upstream_order_url: str | None
+    upstream_status: str | None
+    upstream_error: dict[str, Any] | None
+    authorizations: list[AuthzView]
+    certificate: CertificateView | None
+    jobs: list[JobView]
+    dns_records: list[DnsRecordView]
+
+
+def _days_left(not_after: datetime, now: datetime) -> int:
+    seconds = (not_after - now).total_seconds()
+    return int(seconds / 86400)  # towards zero: expired an hour ago is 0, not -1
+
+
+def list_accounts(sessions: sessionmaker[Session]) -> list[AccountView]:
+    """Every account, oldest first, with its number of orders."""
+    counts = select(Order.account_id, func.count(Order.id).label("n")).group_by(Order.account_id).subquery()
+    q = (
+        select(Account, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.account_id == Account.id)
+        .order_by(Account.created, Account.id)
+    )
+    with sessions() as s:
+        return [
+            AccountView(a.id, a.status, list(a.contact or []), a.created, int(n))
+            for a, n in s.execute(q)
+        ]
+
+
+def list_orders(sessions: sessionmaker[Session], status: str | None = None, name: str | None = None,
+                limit: int | None = None) -> list[OrderSummary]:
+    """Orders newest first; ``name`` matches a substring of any identifier (case-insensitive)."""
+    q = select(Order).order_by(Order.created.desc(), Order.id)
+    if status:
+        q = q.where(Order.status == status)
+    if name:
+        # identifiers is a JSON list of lower-cased names: a substring of its text form is a
+        # substring of one name (names hold no quotes or commas), on SQLite and PostgreSQL alike
+        q = q.where(cast(Order.identifiers, String).contains(name.strip().lower(), autoescape=True))
+    if limit is not None:
+        q = q.limit(limit)
+    with sessions() as s:
+        return [
+            OrderSummary(o.id, o.account_id, o.status, list(o.identifiers), o.created, o.updated, o.upstream_status)
+            for o in s.scalars(q)
+        ]
+
+
+def _certificate_view(cert: Certificate, order: Order, now: datetime) -> CertificateView:
+    return CertificateView(
+        serial=cert.serial, names=list(order.identifiers), not_after=cert.not_after,
+        days_left=_days_left(cert.not_after, now), expired=cert.not_after <= now, revoked=cert.revoked,
+        revocation_reason=cert.revocation_reason, upstream_revoked=cert.upstream_revoked, order_id=order.id,
+        account_id=order.account_id,
+    )
+
+
+def list_certificates(sessions: sessionmaker[Session], now: datetime | None = None) -> list[CertificateView]:
+    """Every issued certificate, soonest expiry first (as `certbot certificates`)."""
+    now = now or utcnow()
+    q = select(Certificate, Order).join(Order, Certificate.order_id == Order.id).order_by(
+        Certificate.not_after, Certificate.serial)
+    with sessions() as s:
+        return [_certificate_view(cert, order, now) for cert, order in s.execute(q)]
+
+
+def job_view(job: Job) -> JobView:
+    return JobView(job.id, job.kind, job.subject_id, job.run_at, job.lease_until, job.attempts, job.generation,
+                   job.last_error, job.created)
+
+
+def order_jobs(session: Session, order: Order) -> list[Job]:
+    """Job rows about this order: its upstream job, its challenges' validations, its revocation."""
+    challenge_ids = [c.id for a in order.authzs for c in a.challenges]
+    conditions = [(Job.kind == JOB_ORDER) & (Job.subject_id == order.id)]
+    if challenge_ids:
+        conditions.append((Job.kind == JOB_VALIDATE) & Job.subject_id.in_(challenge_ids))
+    if order.certificate is not None:
+        conditions.append((Job.kind == JOB_REVOKE) & (Job.subject_id == order.certificate.id))
+    return list(session.scalars(select(Job).where(or_(*conditions)).order_by(Job.id)))
+
+
+def order_dns_records(session: Session, order_id: str) -> list[DnsRecord]:
+    return list(session.scalars(select(DnsRecord).where(DnsRecord.order_id == order_id).order_by(DnsRecord.id)))
+
+
+def order_detail(sessions: sessionmaker[Session], order_id: str, now: datetime | None = None) -> OrderDetail:
+    """Everything stored about one order: why it is where it is. NotFound if no such order."""
+    now = now or utcnow()
+    with sessions() as s:
+        order = s.scalars(
+            select(Order).where(Order.id == order_id).options(
+                selectinload(Order.authzs).selectinload(Authz.challenges), selectinload(Order.certificate))
+        ).first()
+        if order is None:
+            raise NotFound(f"no order {order_id!r}")
+        authzs = [
+            AuthzView(a.id, a.identifier, a.wildcard, a.status, a.expires, [
+                ChallengeView(c.id, c.type, c.status, c.token, c.validated, c.error, list(c.validation_records or []))
+                for c in a.challenges
+            ])
+            for a in order.authzs
+        ]
+        cert = order.certificate
+        return OrderDetail(
+            id=order.id, account_id=order.account_id, status=order.status, identifiers=list(order.identifiers),
+            created=order.created, updated=order.updated, expires=order.expires, error=order.error,
+            csr_present=order.csr is not None, upstream_order_url=order.upstream_order_url,
+            upstream_status=order.upstream_status, upstream_error=order.upstream_error, authorizations=authzs,
+            certificate=_certificate_view(cert, order, now) if cert is not None else None,
+            jobs=[job_view(j) for j in order_jobs(s, order)],
+            dns_records=[DnsRecordView(r.id, r.zone, r.fqdn, r.value, r.created)
+                         for r in order_dns_records(s, order.id)],
+        )

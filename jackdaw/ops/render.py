@@ -1,0 +1,232 @@
+"""Text and JSON renderings of the ``jackdaw.ops`` dataclasses (no database, no printing)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from jackdaw.ops.actions import CancelResult, RetryResult
+from jackdaw.ops.config import EffectiveConfig
+from jackdaw.ops.queries import AccountView, CertificateView, ChallengeView, OrderDetail, OrderSummary
+from jackdaw.protocol.problems import ACME_ERROR_PREFIX
+
+#: names shown per row in list tables; the rest is summarized (JSON always has them all)
+NAMES_SHOWN = 3
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def to_json(obj: Any) -> str:
+    """A dataclass (or a list of them) as JSON; datetimes as ISO 8601 UTC ("...Z")."""
+    if isinstance(obj, list):
+        data: Any = [dataclasses.asdict(o) for o in obj]
+    else:
+        data = dataclasses.asdict(obj)
+    return json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False)
+
+
+# -- small pieces ------------------------------------------------------------------------------
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def when(dt: datetime | None) -> str:
+    return "-" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def names(identifiers: Sequence[str], shown: int | None = NAMES_SHOWN) -> str:
+    if shown is None or len(identifiers) <= shown:
+        return ", ".join(identifiers) or "-"
+    return ", ".join(identifiers[:shown]) + f" (+{len(identifiers) - shown} more)"
+
+
+def problem(doc: dict[str, Any] | None) -> str:
+    """``type: detail`` for a stored problem document, subproblems appended."""
+    if not doc:
+        return "-"
+    kind = str(doc.get("type", "")).removeprefix(ACME_ERROR_PREFIX) or "problem"
+    text = f"{kind}: {doc.get('detail', '')}"
+    ident = doc.get("identifier")
+    if isinstance(ident, dict) and ident.get("value"):
+        text += f" [{ident['value']}]"
+    subs = [problem(s) for s in doc.get("subproblems", []) if isinstance(s, dict)]
+    return text + ("; " + "; ".join(subs) if subs else "")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = []
+    for cells in (list(headers), *rows):
+        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths[:-1], strict=True)] + [cells[-1]]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def _fields(pairs: Sequence[tuple[str, str]], indent: str = "") -> list[str]:
+    width = max((len(k) for k, _ in pairs), default=0)
+    return [f"{indent}{k.ljust(width)}  {v}".rstrip() for k, v in pairs]
+
+
+# -- lists -------------------------------------------------------------------------------------
+
+def accounts_text(rows: Sequence[AccountView]) -> str:
+    if not rows:
+        return "no accounts"
+    return table(
+        ["ID", "STATUS", "CONTACT", "CREATED", "ORDERS"],
+        [[a.id, a.status, ", ".join(a.contact) or "-", when(a.created), str(a.orders)] for a in rows],
+    )
+
+
+def orders_text(rows: Sequence[OrderSummary]) -> str:
+    if not rows:
+        return "no orders"
+    return table(
+        ["ID", "STATUS", "CREATED", "UPDATED", "UPSTREAM", "IDENTIFIERS"],
+        [[o.id, o.status, when(o.created), when(o.updated), o.upstream_status or "-", names(o.identifiers)]
+         for o in rows],
+    )
+
+
+def days_left(cert: CertificateView) -> str:
+    if cert.expired:
+        return f"EXPIRED {-cert.days_left}d ago" if cert.days_left else "EXPIRED today"
+    return f"{cert.days_left}d"
+
+
+def certificates_text(rows: Sequence[CertificateView]) -> str:
+    if not rows:
+        return "no certificates"
+    return table(
+        ["SERIAL", "NOT AFTER", "DAYS LEFT", "REVOKED", "ORDER", "NAMES"],
+        [[c.serial, when(c.not_after), days_left(c), when(c.revoked) if c.revoked else "no", c.order_id,
+          names(c.names)] for c in rows],
+    )
+
+
+# -- one order ---------------------------------------------------------------------------------
+
+def _challenge_lines(c: ChallengeView, indent: str) -> list[str]:
+    lines = [f"{indent}challenge {c.type} {c.id}: {c.status}"]
+    pairs = [("token", c.token), ("validated", when(c.validated)), ("error", problem(c.error))]
+    lines += _fields(pairs, indent + "  ")
+    for record in c.validation_records:
+        lines.append(f"{indent}  validationRecord  {json.dumps(record, sort_keys=True, ensure_ascii=False)}")
+    return lines
+
+
+def order_text(o: OrderDetail, now: datetime) -> str:
+    lines = [f"order {o.id}"]
+    lines += _fields([
+        ("status", o.status),
+        ("account", o.account_id),
+        ("identifiers", names(o.identifiers, None)),
+        ("created", when(o.created)),
+        ("updated", when(o.updated)),
+        ("expires", when(o.expires)),
+        ("error", problem(o.error)),
+        ("csr", "present (finalized)" if o.csr_present else "absent (not finalized)"),
+    ], "  ")
+    lines.append("upstream")
+    lines += _fields([
+        ("order url", o.upstream_order_url or "-"),
+        ("status", o.upstream_status or "-"),
+        ("error", problem(o.upstream_error)),
+    ], "  ")
+    lines.append("certificate")
+    if o.certificate is None:
+        lines.append("  -")
+    else:
+        cert = o.certificate
+        revoked = "no" if cert.revoked is None else (
+            f"{when(cert.revoked)} (reason {cert.revocation_reason}; upstream: "
+            f"{when(cert.upstream_revoked) if cert.upstream_revoked else 'pending'})")
+        lines += _fields([("serial", cert.serial), ("not after", f"{when(cert.not_after)} ({days_left(cert)})"),
+                          ("revoked", revoked)], "  ")
+    lines.append("authorizations")
+    if not o.authorizations:
+        lines.append("  -")
+    for a in o.authorizations:
+        label = f"*.{a.identifier}" if a.wildcard else a.identifier
+        lines.append(f"  {label}: {a.status} (authz {a.id}, expires {when(a.expires)})")
+        for c in a.challenges:
+            lines += _challenge_lines(c, "    ")
+    lines.append("jobs")
+    if not o.jobs:
+        lines.append("  -")
+    for j in o.jobs:
+        state = "running (leased)" if j.leased(now) else ("due" if j.run_at <= now else "scheduled")
+        lines.append(f"  {j.kind} {j.subject_id}: {state}")
+        lines += _fields([
+            ("attempts", str(j.attempts)),
+            ("generation", str(j.generation)),
+            ("run at", when(j.run_at)),
+            ("lease until", when(j.lease_until)),
+            ("last error", j.last_error or "-"),
+        ], "    ")
+    lines.append("dns records still recorded")
+    if not o.dns_records:
+        lines.append("  -")
+    if o.dns_records:
+        lines += ["  " + line for line in table(
+            ["FQDN", "ZONE", "VALUE", "CREATED"],
+            [[r.fqdn, r.zone, r.value, when(r.created)] for r in o.dns_records]).splitlines()]
+    return "\n".join(lines)
+
+
+# -- actions -----------------------------------------------------------------------------------
+
+def retry_text(r: RetryResult) -> str:
+    lines = [f"order {r.order_id} ({r.status}): upstream job re-queued"]
+    if r.new_upstream_order:
+        lines.append("  the failed upstream order was dropped; a new upstream order will be created")
+    lines += _fields([
+        ("job", f"{r.job.kind} #{r.job.id}"),
+        ("run at", when(r.job.run_at)),
+        ("generation", str(r.job.generation)),
+        ("attempts", f"{r.job.attempts} (reset)"),
+        ("last error", r.job.last_error or "-"),
+    ], "  ")
+    if r.was_running:
+        lines.append(f"  a worker holds the job until {when(r.job.lease_until)}; it runs again when that run ends")
+    else:
+        lines.append("  the relay's job threads pick it up within a second")
+    return "\n".join(lines)
+
+
+def cancel_text(r: CancelResult) -> str:
+    lines = [f"order {r.order_id} cancelled: {r.previous_status} -> invalid ({problem(r.error)})",
+             f"  job rows deleted: {r.jobs_deleted}"]
+    if r.was_running:
+        lines.append("  a worker was running its upstream job; that run ends on its own and its result is discarded")
+    if r.dns_records:
+        lines.append(f"  {len(r.dns_records)} TXT record(s) still recorded; the relay's periodic orphan sweep "
+                     f"removes them:")
+        lines += [f"    {rec.fqdn} (zone {rec.zone})" for rec in r.dns_records]
+    else:
+        lines.append("  no TXT records recorded for it")
+    return "\n".join(lines)
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+def config_text(cfg: EffectiveConfig) -> str:
+    def value(v: str | None) -> str:
+        return "(unset)" if v is None else (v or "(empty)")
+
+    lines = ["settings"]
+    lines += _fields([(e.key, value(e.value)) for e in cfg.settings], "  ")
+    lines.append(f"DNS provider {cfg.dns_provider}")
+    lines += _fields([(e.key, value(e.value)) for e in cfg.provider_env], "  ") or ["  (no settings)"]
+    return "\n".join(lines)
