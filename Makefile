@@ -25,7 +25,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 
 # Debian packages: venv for the system python, the e2e test bed (Pebble, BIND, lego),
 # nginx for the reverse-proxy setup, pg_isready for the PostgreSQL check.
-DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego nginx postgresql-client ca-certificates
+DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego nginx postgresql-client ca-certificates systemd gettext-base
 # what the tests and the demo execute from those packages
 PEBBLE := /usr/bin/pebble
 NAMED := /usr/sbin/named

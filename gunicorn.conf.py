@@ -1,6 +1,8 @@
 """gunicorn settings for Jackdaw; every value can be overridden by the environment."""
 
 import os
+import re
+from pathlib import Path
 
 bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -29,3 +31,25 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     app = getattr(worker, "wsgi", None)
     if app is not None:
         app.extensions["jackdaw"].stop()
+
+
+# prometheus-client's multiprocess mode (several workers): PROMETHEUS_MULTIPROC_DIR names an
+# empty directory of its own where each worker keeps its counters (jackdaw/metrics.py).
+_PROMETHEUS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Counts left by an earlier run would be summed into this one's: remove only those files."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for path in Path(directory).iterdir():
+            if _PROMETHEUS_FILE.fullmatch(path.name):
+                path.unlink(missing_ok=True)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import event
 
+from jackdaw import logs
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobQueue
@@ -16,6 +17,7 @@ from jackdaw.nonces import sweep as sweep_nonces
 from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
 from jackdaw.ra.revocation import JOB_REVOKE
 from jackdaw.ra.validation import ValidationJob
+from jackdaw.relaycert import JOB_RELAY_CERT, RelayCertificate, RelayCertJob
 from jackdaw.runtime import Runtime
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount
@@ -23,21 +25,32 @@ from jackdaw.upstream.dns01 import DNS01Solver
 from jackdaw.upstream.issuer import OrderJob
 from jackdaw.upstream.revoker import RevokeJob
 from jackdaw.va.http01 import HTTP01Validator
-from jackdaw.wfe import errors
+from jackdaw.wfe import errors, ops
 from jackdaw.wfe.views import bp
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text", secrets: tuple[str, ...] = ()) -> None:
+    """Root logging to stderr in LOG_FORMAT, with `secrets` redacted from every line.
+
+    Jackdaw owns one handler (marked `jackdaw_handler`), added when the root logger has none
+    (gunicorn leaves it bare) and re-formatted by every later call; when someone else already
+    configured the root logger (an embedding application, pytest), their handlers are left alone.
+    """
     root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = next((h for h in root.handlers if getattr(h, "jackdaw_handler", False)), None)
+    if handler is None and not root.handlers:
+        handler = logging.StreamHandler()
+        handler.jackdaw_handler = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    if handler is not None:
+        handler.setFormatter(logs.make_formatter(log_format, secrets))
     root.setLevel(level)
     logging.getLogger("jackdaw").setLevel(level)
 
 
 def build_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, logs.secret_values(settings.env))
     provider = build_provider(settings.dns_provider, settings.env)  # fails fast on bad DNS settings
 
     engine = make_engine(settings.database_url)
@@ -63,10 +76,16 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue.register(JOB_REVOKE, RevokeJob(sessions, upstream))
     queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
+    # the relay's own TLS certificate: first check at start (in the workers' periodic thread)
+    relay_cert = RelayCertificate(settings, sessions, queue)
+    queue.register(JOB_RELAY_CERT, RelayCertJob(settings, relay_cert.store, upstream, dns01))
+    if settings.relay_cert_enabled:
+        queue.periodic.append((settings.relay_cert_check_interval, relay_cert.check))
 
     app = Flask("jackdaw", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine))
     app.register_blueprint(bp)
+    app.register_blueprint(ops.bp)
     errors.register(app)
     return app

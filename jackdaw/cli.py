@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = order_sub.add_parser(
         "cancel", help="make a pending/ready/processing order invalid and drop its jobs")
     cancel.add_argument("order_id", metavar="ID")
+
+    relay_cert = sub.add_parser("relay-cert", help="the relay's own TLS certificate for RELAY_DOMAIN")
+    relay_sub = relay_cert.add_subparsers(dest="action", required=True)
+    _json_flag(relay_sub.add_parser("status", help="the installed certificate, its expiry and the renewal job"))
+    renew = relay_sub.add_parser("renew", help="queue a renewal now; the running relay does it (only if due "
+                                               "unless --force)")
+    renew.add_argument("--force", action="store_true", help="renew even a certificate that is not due")
+    relay_sub.add_parser("placeholder", help="write a self-signed certificate unless a usable one is there "
+                                             "(so nginx can start before the relay has its own)")
     return parser
 
 
@@ -127,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             return commands.order_cancel(args.order_id)
 
         settings = Settings.from_env()
+        if args.command == "relay-cert":
+            from jackdaw.relaycert import commands as relay_cert
+
+            return relay_cert.run(settings, args.action, force=getattr(args, "force", False),
+                                  as_json=getattr(args, "json", False))
         from jackdaw.dns.registry import build_provider
 
         provider = build_provider(settings.dns_provider, settings.env)

@@ -153,7 +153,9 @@ class JobQueue:
             except Exception:
                 log.exception("job probe failed")
             for i, (every, fn) in enumerate(self.periodic):
-                if time.monotonic() - last.get(i, 0.0) >= every:
+                # each task runs at the first tick, then every `every` seconds (the monotonic
+                # clock starts near 0 at boot: "never ran" is not the same as "ran at 0")
+                if i not in last or time.monotonic() - last[i] >= every:
                     last[i] = time.monotonic()
                     try:
                         fn()

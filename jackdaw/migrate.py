@@ -26,5 +26,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def is_at_head(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
-    with engine.connect() as conn:
+    # read_only: a plain deferred BEGIN on SQLite (jackdaw.db), so a readiness probe never
+    # waits for the write lock
+    with engine.connect().execution_options(read_only=True) as conn:
         return MigrationContext.configure(conn).get_current_revision() == head

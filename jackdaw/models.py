@@ -135,7 +135,9 @@ class DnsRecord(Base):
 
     __tablename__ = "dns_records"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    #: the subject of the job that wrote it: an order id, or the relay certificate's job subject
+    #: (jackdaw.relaycert), hence no foreign key to orders
+    order_id: Mapped[str] = mapped_column(String(32), index=True)
     zone: Mapped[str] = mapped_column(String(255))
     fqdn: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(String(255))

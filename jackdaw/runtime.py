@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw.health import Readiness
 from jackdaw.jobs import JobQueue
 from jackdaw.nonces import NoncePool
 from jackdaw.settings import Settings
@@ -25,6 +26,11 @@ class Runtime:
     queue: JobQueue
     upstream: UpstreamAccount
     nonces: NoncePool
+    #: /readyz's checks (keeps what it may cache: schema at head, upstream reachability)
+    readiness: Readiness = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(self.settings, self.engine, self.upstream)
 
     def start(self) -> None:
         """Start job threads; call in each gunicorn worker (threads do not survive fork)."""

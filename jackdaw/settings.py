@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from jackdaw.dns.base import ConfigError
+from jackdaw.logs import parse_log_format
 
 LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -67,6 +69,14 @@ def _networks(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network |
             except ValueError as e:
                 raise ConfigError(f"{key}: {e}") from None
     return tuple(nets)
+
+
+def _command(env: Mapping[str, str], key: str) -> tuple[str, ...]:
+    """A command line split like a shell would (no shell runs it); () when unset."""
+    try:
+        return tuple(shlex.split(env.get(key, "")))
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
 def _required(env: Mapping[str, str], key: str) -> str:
@@ -148,6 +158,8 @@ class Settings:
     #: base domains under which `*.name` may be ordered; wildcards are off while empty
     wildcard_domains: tuple[str, ...] = ()
     log_level: str = "INFO"
+    #: LOG_FORMAT: "text" (one line per record) or "json" (one object per line; jackdaw.logs)
+    log_format: str = "text"
     challenge_http_port: int = 80
     challenge_timeout: float = 5.0
     challenge_retries: int = 3
@@ -157,7 +169,7 @@ class Settings:
     #: CIDRs the HTTP-01 check may connect to although special (link-local, loopback, ...)
     challenge_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     data_dir: Path = Path("data")
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # may carry a password
     #: CA bundle (PEM) trusted for the upstream CA, e.g. Pebble's test CA; never "no verification"
     upstream_ca_bundle: str | None = None
     #: "host[:port]" used for HTTP-01 name resolution and DNS lookups; None = system resolver
@@ -172,12 +184,29 @@ class Settings:
     job_threads: int = 8
     #: seconds a job stays claimed without a heartbeat before another worker takes it over
     job_lease: float = 30.0
+    #: the relay's own TLS certificate for RELAY_DOMAIN (jackdaw.relaycert): obtained through
+    #: leg 2 and renewed by a background job; off = the operator provides nginx's certificate
+    relay_cert_enabled: bool = True
+    #: RELAY_CERT_DIR (fullchain.pem, privkey.pem); None = DATA_DIR/tls, see `relay_cert_path`
+    relay_cert_dir: Path | None = None
+    relay_cert_renew_days: int = 30
+    #: seconds between checks whether the certificate needs renewal (the first runs at start)
+    relay_cert_check_interval: float = 86400.0
+    #: run after a new certificate was written (e.g. nginx -s reload); () = none
+    relay_cert_reload_command: tuple[str, ...] = ()
+    #: SIGHUP the process whose pid this file holds after a new certificate was written
+    relay_cert_reload_pidfile: Path | None = None
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def upstream_key_path(self) -> Path:
         return self.data_dir / "upstream-account.key"
+
+    @property
+    def relay_cert_path(self) -> Path:
+        """The directory holding the relay's own fullchain.pem and privkey.pem."""
+        return self.relay_cert_dir if self.relay_cert_dir is not None else self.data_dir / "tls"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> Settings:
@@ -208,6 +237,7 @@ class Settings:
             allowed_domains=_domains(env.get("ALLOWED_DOMAINS", "")),
             wildcard_domains=_domains(env.get("WILDCARD_DOMAINS", "")),
             log_level=log_level,
+            log_format=parse_log_format(env),
             challenge_http_port=_int(env, "CHALLENGE_HTTP_PORT", 80, minimum=1, maximum=65535),
             challenge_timeout=_float(env, "CHALLENGE_TIMEOUT", 5.0, minimum=0.1),
             challenge_retries=_int(env, "CHALLENGE_RETRIES", 3, minimum=1),
@@ -224,5 +254,12 @@ class Settings:
             dns_zone_overrides=_zone_overrides(env, "DNS_ZONE_OVERRIDES"),
             job_threads=_int(env, "JOB_THREADS", 8, minimum=1),
             job_lease=_float(env, "JOB_LEASE_SECONDS", 30.0, minimum=1.0),
+            relay_cert_enabled=_bool(env, "RELAY_CERT_ENABLED", True),
+            relay_cert_dir=Path(env["RELAY_CERT_DIR"].strip()) if env.get("RELAY_CERT_DIR", "").strip() else None,
+            relay_cert_renew_days=_int(env, "RELAY_CERT_RENEW_DAYS", 30, minimum=1, maximum=365),
+            relay_cert_check_interval=_float(env, "RELAY_CERT_CHECK_INTERVAL", 86400.0, minimum=1.0),
+            relay_cert_reload_command=_command(env, "RELAY_CERT_RELOAD_COMMAND"),
+            relay_cert_reload_pidfile=(Path(env["RELAY_CERT_RELOAD_PIDFILE"].strip())
+                                       if env.get("RELAY_CERT_RELOAD_PIDFILE", "").strip() else None),
             env=dict(env),
         )

@@ -37,18 +37,20 @@ class Issued:
 
 
 def certbot(workdir: Path, directory_url: str, names: list[str], *, standalone_port: int | None = None,
-            webroot: Path | None = None, timeout: float = 120) -> Issued:
+            webroot: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None,
+            wrapper: list[str] | None = None) -> Issued:
+    """``env``: extra variables (e.g. REQUESTS_CA_BUNDLE); ``wrapper``: argv run in front of certbot."""
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [str(BIN / "certbot"), "certonly", "--non-interactive", "--agree-tos", "-m", "admin@example.test",
-            "--server", directory_url, "--config-dir", str(workdir / "config"), "--work-dir", str(workdir / "work"),
-            "--logs-dir", str(workdir / "logs"), "--cert-name", names[0]]
+    argv = [*(wrapper or []), str(BIN / "certbot"), "certonly", "--non-interactive", "--agree-tos",
+            "-m", "admin@example.test", "--server", directory_url, "--config-dir", str(workdir / "config"),
+            "--work-dir", str(workdir / "work"), "--logs-dir", str(workdir / "logs"), "--cert-name", names[0]]
     if webroot is not None:
         argv += ["--webroot", "-w", str(webroot)]
     else:
         argv += ["--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", str(standalone_port)]
     for name in names:
         argv += ["-d", name]
-    proc = subprocess.run(argv, env=_client_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, env=_client_env(**(env or {})), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"certbot failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     live = workdir / "config" / "live" / names[0]

@@ -44,6 +44,8 @@ def relay_env(workdir: Path, bind: Bind, pebble: Pebble, challenge_port: int, **
         "CHALLENGE_ALLOW_LOOPBACK": "true",
         "DATA_DIR": str(workdir / "data"),
         "LOG_LEVEL": "INFO",
+        # the relay's own certificate stays off unless a test asks for it (tests/e2e/test_nginx.py)
+        "RELAY_CERT_ENABLED": "false",
         **bind.env(),
     }
     env.update(extra)
@@ -93,17 +95,21 @@ class Relay:
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 30
+        last = "no answer"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log_tail()}")
             try:
-                if requests.get(self.directory_url, timeout=1).ok:
+                # ready = database, schema and upstream (Pebble) usable, as a load balancer sees it
+                resp = requests.get(f"{self.url}/readyz", timeout=10)
+                if resp.status_code == 200:
                     return self
+                last = f"/readyz {resp.status_code}: {resp.text}"
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"gunicorn did not answer in time:\n{self.log_tail()}")
+        raise RuntimeError(f"gunicorn did not become ready in time ({last}):\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -9,6 +9,7 @@ import josepy as jose
 from acme import challenges
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw import metrics
 from jackdaw.jobs import JobContext, JobQueue
 from jackdaw.models import Challenge, utcnow
 from jackdaw.protocol import problems
@@ -54,13 +55,17 @@ class ValidationJob:
                     order.updated = utcnow()
                     # Leg 2 starts now, while the client is still on its way to finalize.
                     self.queue.enqueue(s, JOB_ORDER, order.id)
-                log.info("validated %s for order %s", name, order.id)
+                log.info("validated %s for order %s", name, order.id,
+                         extra={"order_id": order.id, "account_id": order.account_id})
             else:
                 chall.status = Status.INVALID
                 chall.error = result.problem.to_json()
                 authz.status = Status.INVALID
                 fail_order(order, result.problem)
-                log.info("validation of %s failed for order %s: %s", name, order.id, result.problem.detail)
+                log.info("validation of %s failed for order %s: %s", name, order.id, result.problem.detail,
+                         extra={"order_id": order.id, "account_id": order.account_id})
+        # counted once the outcome is stored (a challenge answered meanwhile returned above)
+        metrics.VALIDATIONS.labels(outcome="valid" if result.problem is None else result.problem.code).inc()
 
     def give_up(self, challenge_id: str, reason: str) -> None:
         with self.sessions.begin() as s:
@@ -72,3 +77,4 @@ class ValidationJob:
             chall.error = problem.to_json()
             chall.authz.status = Status.INVALID
             fail_order(chall.authz.order, problem)
+        metrics.VALIDATIONS.labels(outcome=problem.code).inc()

@@ -45,7 +45,8 @@ class PatientNetwork(acme_client.ClientNetwork):
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if missing), across threads and processes."""
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -93,7 +94,7 @@ class UpstreamAccount:
 
     def forget(self) -> None:
         """The CA no longer knows our account (e.g. a test CA restarted): register again."""
-        with self._lock, _file_lock(self.key_path.with_suffix(".lock")):
+        with self._lock, file_lock(self.key_path.with_suffix(".lock")):
             accounts = self._read_accounts()
             accounts.pop(self.settings.le_directory, None)
             self._write_accounts(accounts)
@@ -102,7 +103,7 @@ class UpstreamAccount:
     def _connect(self) -> acme_client.ClientV2:
         verify: bool | str = self.settings.upstream_ca_bundle or True
         self.key_path.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.key_path.with_suffix(".lock")):
+        with file_lock(self.key_path.with_suffix(".lock")):
             key = load_or_create_key(self.key_path)
             net = PatientNetwork(key, alg=jose.ES256, verify_ssl=verify,  # type: ignore[arg-type]  # requests takes a CA path
                                  user_agent=f"jackdaw/{__version__}")
@@ -126,6 +127,13 @@ class UpstreamAccount:
             accounts[self.settings.le_directory] = url
             self._write_accounts(accounts)
             return client
+
+    def recorded_account_url(self) -> str | None:
+        """The account URL recorded for LE_DIRECTORY if its key is on disk: no network, no lock
+        (the accounts file is replaced atomically), nothing registered."""
+        if not self.key_path.is_file():
+            return None
+        return self._read_accounts().get(self.settings.le_directory) or None
 
     def _read_accounts(self) -> dict[str, str]:
         try:

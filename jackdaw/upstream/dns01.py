@@ -16,13 +16,18 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw import metrics
 from jackdaw.dns.base import DNSProvider
-from jackdaw.dns.propagation import wait_for_txt
+from jackdaw.dns.propagation import PropagationTimeout, wait_for_txt
 from jackdaw.dns.resolver import find_zone, follow_cname, make_resolver
 from jackdaw.models import DnsRecord, Job, utcnow
 from jackdaw.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: job kinds whose subjects own TXT values: client orders, and the relay's own certificate
+#: (jackdaw.relaycert); a value whose owner has no such job any more is an orphan
+TXT_OWNER_JOB_KINDS = ("order", "relay_cert")
 
 
 @dataclass
@@ -67,33 +72,43 @@ class DNS01Solver:
             zone, fqdn = self.locate(name)
             with self.sessions.begin() as s:
                 s.add(DnsRecord(order_id=order_id, zone=zone, fqdn=fqdn, value=value))
-            self.provider.present(zone, fqdn, value)
+            with metrics.dns_provider_call(self.provider.name, "present"):
+                self.provider.present(zone, fqdn, value)
             written.append(TxtRecord(zone, fqdn, value))
-            log.info("order %s: TXT %s written in zone %s", order_id, fqdn, zone)
+            log.info("order %s: TXT %s written in zone %s", order_id, fqdn, zone, extra={"order_id": order_id})
         return written
 
     def wait(self, records: list[TxtRecord]) -> None:
         started = time.monotonic()
-        wait_for_txt(
-            [(r.fqdn, r.value) for r in records],
-            make_resolver(self.settings.dns_resolver),
-            timeout=self.settings.dns_propagation_timeout,
-            interval=self.settings.dns_propagation_interval,
-            ns_port=self.settings.dns_authoritative_port,
-            zones_of={r.fqdn: r.zone for r in records},
-        )
+        outcome = "error"
+        try:
+            wait_for_txt(
+                [(r.fqdn, r.value) for r in records],
+                make_resolver(self.settings.dns_resolver),
+                timeout=self.settings.dns_propagation_timeout,
+                interval=self.settings.dns_propagation_interval,
+                ns_port=self.settings.dns_authoritative_port,
+                zones_of={r.fqdn: r.zone for r in records},
+            )
+            outcome = "propagated"
+        except PropagationTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            metrics.DNS_PROPAGATION_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
         extra = max(self.provider.settle_seconds, self.settings.dns_propagation_wait - (time.monotonic() - started))
         if extra > 0:
             time.sleep(extra)
 
     def sweep_orphans(self, older_than: timedelta) -> int:
-        """Remove values whose order has no job any more (its clean-up failed or a worker died)."""
+        """Remove values whose owner has no job any more (its clean-up failed or a worker died)."""
         cutoff = utcnow() - older_than
         with self.sessions() as s:
             order_ids = set(s.scalars(
                 select(DnsRecord.order_id)
                 .where(DnsRecord.created < cutoff)
-                .where(DnsRecord.order_id.not_in(select(Job.subject_id).where(Job.kind == "order")))
+                .where(DnsRecord.order_id.not_in(
+                    select(Job.subject_id).where(Job.kind.in_(TXT_OWNER_JOB_KINDS))))
             ))
         for order_id in order_ids:
             self.cleanup(order_id)
@@ -107,9 +122,11 @@ class DNS01Solver:
         clean = True
         for row_id, zone, fqdn, value in rows:
             try:
-                self.provider.cleanup(zone, fqdn, value)
+                with metrics.dns_provider_call(self.provider.name, "cleanup"):
+                    self.provider.cleanup(zone, fqdn, value)
             except Exception:
-                log.exception("order %s: removing TXT %s failed; will retry", order_id, fqdn)
+                log.exception("order %s: removing TXT %s failed; will retry", order_id, fqdn,
+                              extra={"order_id": order_id})
                 clean = False
                 continue
             with self.sessions.begin() as s:

@@ -15,6 +15,9 @@ from jackdaw.wfe import render
 
 log = logging.getLogger(__name__)
 
+#: jackdaw.wfe.ops (health, readiness, metrics): not ACME, so no ACME headers
+OPS_BLUEPRINT = "ops"
+
 
 def problem_response(problem: problems.AcmeProblem) -> Response:
     resp = jsonify(problem.to_json())
@@ -51,6 +54,8 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def _acme_headers(resp: Response) -> Response:
+        if request.blueprint == OPS_BLUEPRINT:
+            return resp  # probes and scrapes: no transaction, and no nonce taken from the database
         try:
             session = g.get("db")
             if session is not None:

@@ -86,6 +86,7 @@ def relay_settings(database_url: str, data_dir: Path, **extra: str) -> Settings:
         "CHALLENGE_RETRY_DELAY": "0",
         "CHALLENGE_ALLOW_LOOPBACK": "true",
         "LOG_LEVEL": "INFO",
+        "RELAY_CERT_ENABLED": "false",  # never contacts the upstream for its own certificate
         **extra,
     }
     return Settings.parse(env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.message
@@ -70,7 +70,7 @@ class RFC2136Config:
     host: str
     port: int
     key_name: dns.name.Name
-    secret: str
+    secret: str = field(repr=False)  # the TSIG secret: never in a repr, hence never in a log
     algorithm: dns.name.Name
     ttl: int
     timeout: float

@@ -1,0 +1,127 @@
+"""Readiness: can this process serve ACME and issue? (`GET /readyz`; `/healthz` is liveness.)
+
+Three checks, each cheap enough for a probe every few seconds:
+
+- database: ``SELECT 1`` (read-only: never waits for SQLite's write lock);
+- migrations: the schema is at alembic head (once true, remembered for the process' life);
+- upstream: the upstream account is usable — its key is on disk and an account URL is recorded
+  for LE_DIRECTORY — or else the upstream directory answers (the account is registered on
+  first use, never by a probe). The directory answer is remembered for 60 s, good or bad.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from sqlalchemy import Engine, text
+
+from jackdaw import __version__, migrate
+from jackdaw.settings import Settings
+from jackdaw.upstream.account import UpstreamAccount
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_CACHE_SECONDS = 60.0
+UPSTREAM_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: dict[str, Check]
+
+    @property
+    def ready(self) -> bool:
+        return all(c.ok for c in self.checks.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": "ready" if self.ready else "not ready",
+                "checks": {name: check.to_json() for name, check in self.checks.items()}}
+
+
+def _short(exc: BaseException) -> str:
+    """One line about ``exc``; for requests' wrapped urllib3 errors, the underlying one."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None  # urllib3 MaxRetryError
+    if isinstance(reason, BaseException):
+        return f"{type(exc).__name__}: {_short(reason)}"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+class Readiness:
+    def __init__(self, settings: Settings, engine: Engine, upstream: UpstreamAccount) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.upstream = upstream
+        self._at_head = False
+        self._lock = threading.Lock()
+        self._directory: tuple[float, Check] | None = None
+        self._was_ready: bool | None = None
+
+    def report(self) -> Report:
+        database = self._database()
+        migrations = self._migrations() if database.ok else Check(False, "not checked: database unreachable")
+        report = Report({"database": database, "migrations": migrations, "upstream": self._upstream()})
+        if report.ready != self._was_ready:  # log changes, not every probe
+            self._was_ready = report.ready
+            if report.ready:
+                log.info("ready")
+            else:
+                log.warning("not ready: %s", "; ".join(f"{n}: {c.reason}" for n, c in report.checks.items()
+                                                     if not c.ok))
+        return report
+
+    def _database(self) -> Check:
+        try:
+            with self.engine.connect().execution_options(read_only=True) as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return Check(False, _short(exc))
+        return Check(True, f"{self.engine.dialect.name} reachable")
+
+    def _migrations(self) -> Check:
+        if not self._at_head:
+            try:
+                self._at_head = migrate.is_at_head(self.engine)
+            except Exception as exc:
+                return Check(False, f"cannot read the schema revision: {_short(exc)}")
+            if not self._at_head:
+                return Check(False, "schema is not at the latest migration: run `jackdaw db upgrade`")
+        return Check(True, "schema at head")
+
+    def _upstream(self) -> Check:
+        directory = self.settings.le_directory
+        url = self.upstream.recorded_account_url()
+        if url:
+            return Check(True, f"account {url} recorded for {directory}")
+        with self._lock:
+            now = time.monotonic()
+            if self._directory is None or now - self._directory[0] >= UPSTREAM_CACHE_SECONDS:
+                self._directory = (now, self._probe_directory())
+            return self._directory[1]
+
+    def _probe_directory(self) -> Check:
+        directory = self.settings.le_directory
+        try:
+            resp = requests.get(directory, timeout=UPSTREAM_TIMEOUT, allow_redirects=False,
+                                verify=self.settings.upstream_ca_bundle or True,
+                                headers={"User-Agent": f"jackdaw/{__version__}"})
+            doc = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError) as exc:
+            return Check(False, f"no account yet and directory {directory} unreachable: {_short(exc)}")
+        if not isinstance(doc, dict) or "newAccount" not in doc:
+            return Check(False, f"no account yet and {directory} is not an ACME directory (HTTP {resp.status_code})")
+        return Check(True, f"no account yet (registered on first use); directory {directory} answers")

@@ -1,0 +1,165 @@
+"""Every Prometheus metric Jackdaw exposes, and the scrape that renders them (`GET /metrics`).
+
+Two kinds:
+
+- Counters and histograms of what this process did (validations, upstream errors, DNS
+  provider calls, propagation waits, time to certificate). They live in this process; with
+  several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory of its own
+  and prometheus-client's multiprocess mode sums every worker's files at scrape time
+  (gunicorn.conf.py empties the directory when gunicorn starts). Without it each worker
+  reports only its own counts, which is exact with the default single worker.
+- Gauges read from the database at scrape time (orders and authorizations by status, job
+  queue depth and oldest job age): one GROUP BY query each, global whatever the number of
+  workers or instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+
+from jackdaw.models import Authz, Job, Order, utcnow
+from jackdaw.protocol.constants import Status
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+ORDER_STATUSES = (Status.PENDING, Status.READY, Status.PROCESSING, Status.VALID, Status.INVALID)
+AUTHZ_STATUSES = (Status.PENDING, Status.VALID, Status.INVALID, Status.DEACTIVATED, Status.EXPIRED,
+                  Status.REVOKED)
+
+#: this process's own counters and histograms (plus process_* and python_info)
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+VALIDATIONS = Counter(
+    "jackdaw_validations", "HTTP-01 validations run by the relay, by outcome: 'valid' or the ACME problem type",
+    ["outcome"], registry=REGISTRY,
+)
+TIME_TO_CERTIFICATE = Histogram(
+    "jackdaw_time_to_certificate_seconds", "Seconds from a client's new order to its certificate being stored",
+    buckets=(5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600), registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "jackdaw_upstream_errors",
+    "Errors of leg 2 (the upstream CA), by type: the ACME problem type the CA sent, or 'timeout', "
+    "'connection', 'http' for transport failures",
+    ["type"], registry=REGISTRY,
+)
+DNS_PROVIDER_SECONDS = Histogram(
+    "jackdaw_dns_provider_seconds", "Duration of DNS provider calls (TXT present / cleanup), failed ones included",
+    ["provider", "op"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=REGISTRY,
+)
+DNS_PROVIDER_FAILURES = Counter(
+    "jackdaw_dns_provider_failures", "DNS provider calls that raised", ["provider", "op"], registry=REGISTRY,
+)
+DNS_PROPAGATION_SECONDS = Histogram(
+    "jackdaw_dns_propagation_seconds",
+    "Seconds from asking until every authoritative server served an order's TXT values (outcome "
+    "'propagated' or 'timeout'); DNS_PROPAGATION_WAIT and provider settle time excluded",
+    ["outcome"], buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=REGISTRY,
+)
+
+
+@contextmanager
+def dns_provider_call(provider: str, op: str) -> Iterator[None]:
+    """Time one provider call; count it as a failure if it raises."""
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        DNS_PROVIDER_FAILURES.labels(provider=provider, op=op).inc()
+        raise
+    finally:
+        DNS_PROVIDER_SECONDS.labels(provider=provider, op=op).observe(time.monotonic() - started)
+
+
+# -- scrape-time gauges from the database ----------------------------------------------------
+
+
+class DatabaseCollector(Collector):
+    """Gauges computed from the database on every scrape (read-only, one query per family)."""
+
+    def __init__(self, engine: Engine, job_kinds: Sequence[str]) -> None:
+        self.engine = engine
+        self.job_kinds = tuple(job_kinds)
+
+    def collect(self) -> Iterable[Any]:
+        up = GaugeMetricFamily("jackdaw_database_up", "1 if the scrape-time database queries succeeded")
+        try:
+            families = self._families()
+        except Exception as exc:
+            log.warning("metrics: database queries failed: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        return [up, *families]
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        now = utcnow()
+        # read_only: a plain deferred BEGIN on SQLite, never the write lock
+        with self.engine.connect().execution_options(read_only=True) as conn:
+            orders = {status: count for status, count in conn.execute(
+                select(Order.status, func.count()).group_by(Order.status))}
+            authzs = {status: count for status, count in conn.execute(
+                select(Authz.status, func.count()).group_by(Authz.status))}
+            jobs = {kind: (count, oldest) for kind, count, oldest in conn.execute(
+                select(Job.kind, func.count(), func.min(Job.created)).group_by(Job.kind))}
+        order_family = GaugeMetricFamily("jackdaw_orders", "Client orders by stored status", labels=["status"])
+        for status in sorted({*ORDER_STATUSES, *orders}):
+            order_family.add_metric([status], orders.get(status, 0))
+        authz_family = GaugeMetricFamily("jackdaw_authorizations", "Client authorizations by stored status",
+                                         labels=["status"])
+        for status in sorted({*AUTHZ_STATUSES, *authzs}):
+            authz_family.add_metric([status], authzs.get(status, 0))
+        depth = GaugeMetricFamily("jackdaw_job_queue_depth", "Durable jobs waiting or running, by kind",
+                                  labels=["kind"])
+        age = GaugeMetricFamily("jackdaw_job_oldest_age_seconds",
+                                "Age of the oldest durable job of each kind (0 when none)", labels=["kind"])
+        for kind in sorted({*self.job_kinds, *jobs}):
+            count, oldest = jobs.get(kind, (0, None))
+            depth.add_metric([kind], count)
+            age.add_metric([kind], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+        return [order_family, authz_family, depth, age]
+
+
+class _Forward(Collector):
+    """This process's registry inside the per-scrape one."""
+
+    def collect(self) -> Iterable[Any]:
+        return REGISTRY.collect()
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV, "").strip() or None
+
+
+def render(engine: Engine, job_kinds: Sequence[str], accept: str | None) -> tuple[bytes, str]:
+    """The exposition (body, content type) for one scrape, in the format ``accept`` asks for."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir():
+        prometheus_multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Forward())
+    registry.register(DatabaseCollector(engine, job_kinds))
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

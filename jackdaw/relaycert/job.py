@@ -1,0 +1,216 @@
+"""Obtaining and renewing the relay's own certificate: one durable job, run through leg 2.
+
+The job is the row ("relay_cert", <RELAY_DOMAIN>): the queue's unique (kind, subject) and its
+lease let exactly one thread of one instance work on it at a time, however many workers and
+instances share the database (they share RELAY_CERT_DIR too). A periodic check in every worker
+writes the placeholder when nothing usable is installed and queues the job when a renewal is
+due; `jackdaw relay-cert renew` queues it from the command line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+from acme import client as acme_client
+from acme import messages
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.db import make_engine, make_sessionmaker
+from jackdaw.dns.base import DNSProviderError
+from jackdaw.dns.propagation import PropagationTimeout
+from jackdaw.jobs import JobContext, JobQueue, RetryLater
+from jackdaw.models import Job, utcnow
+from jackdaw.protocol import problems
+from jackdaw.relaycert.files import CertStatus, CertStore, dns_names, key_pem, make_csr, matches, new_key
+from jackdaw.settings import Settings
+from jackdaw.upstream import issuer
+from jackdaw.upstream.account import UpstreamAccount
+from jackdaw.upstream.dns01 import TXT_OWNER_JOB_KINDS, DNS01Solver
+
+log = logging.getLogger(__name__)
+
+JOB_RELAY_CERT = "relay_cert"
+assert JOB_RELAY_CERT in TXT_OWNER_JOB_KINDS  # its TXT values must not be swept as orphans
+#: first retry after a failure, doubling up to RETRY_MAX (Let's Encrypt allows 5 failed
+#: validations per name and hour: this stays well below)
+RETRY_BASE = 60.0
+RETRY_MAX = 3600.0
+RELOAD_TIMEOUT = 60.0
+
+
+def job_subject(domain: str) -> str:
+    """The job's subject (and owner of its TXT rows, at most 32 characters): the domain itself,
+    or a digest of it when longer."""
+    return domain if len(domain) <= 32 else hashlib.sha256(domain.encode()).hexdigest()[:32]
+
+
+class ReloadFailed(Exception):
+    pass
+
+
+def reload_server(settings: Settings) -> None:
+    """Make the TLS server load the new files: RELAY_CERT_RELOAD_COMMAND, then a SIGHUP to the
+    pid in RELAY_CERT_RELOAD_PIDFILE (either, both or neither)."""
+    command = settings.relay_cert_reload_command
+    if command:
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=RELOAD_TIMEOUT,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ReloadFailed(f"{command[0]}: {e}") from e
+        if proc.returncode != 0:
+            output = (proc.stderr or proc.stdout).strip()[-500:]
+            raise ReloadFailed(f"{' '.join(command)} exited with {proc.returncode}: {output}")
+    pidfile = settings.relay_cert_reload_pidfile
+    if pidfile is not None:
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError, IndexError) as e:
+            raise ReloadFailed(f"SIGHUP to the pid in {pidfile}: {e}") from e
+
+
+@dataclass
+class RelayCertJob:
+    """The job handler: placeholder, renewal when due or forced, then the reload."""
+
+    settings: Settings
+    store: CertStore
+    upstream: UpstreamAccount
+    dns01: DNS01Solver
+
+    def __call__(self, ctx: JobContext) -> None:
+        if not self.settings.relay_cert_enabled:
+            return
+        self.store.ensure_placeholder()
+        self.dns01.cleanup(ctx.subject_id)  # a previous attempt may have died with TXT values out
+        force = self.store.force_token()
+        reason = "renewal forced" if force is not None else self.store.status().renewal_reason(
+            self.settings.relay_cert_renew_days)
+        try:
+            if reason is not None:
+                log.info("relay certificate for %s: %s; obtaining a new one", self.store.domain, reason)
+                self._renew(ctx)
+                if force is not None:
+                    self.store.clear_force(force)
+            if self.store.reload_pending():
+                reload_server(self.settings)
+                self.store.reloaded()
+                log.info("relay certificate: TLS server reloaded")
+        except messages.Error as error:
+            if error.code == "accountDoesNotExist":
+                self.upstream.forget()
+                raise RetryLater("upstream account unknown; registering again", 0) from error
+            self._retry(ctx, f"upstream CA: {error.code}: {error.detail or error.description}", error)
+        except issuer.UpstreamFailed as failed:
+            self._retry(ctx, str(failed.problem.detail), failed)
+        except (requests.RequestException, DNSProviderError, PropagationTimeout, ReloadFailed, OSError) as exc:
+            self._retry(ctx, f"{type(exc).__name__}: {exc}", exc)
+        finally:
+            if not self.dns01.cleanup(ctx.subject_id):
+                log.warning("relay certificate: TXT clean-up incomplete, rows kept for retry")
+
+    def _retry(self, ctx: JobContext, reason: str, cause: BaseException) -> None:
+        delay = min(RETRY_BASE * 2.0 ** max(ctx.attempts - 1, 0), RETRY_MAX)
+        log.warning("relay certificate for %s failed (attempt %d): %s; the current certificate stays in "
+                    "place, next try in %.0f s", self.store.domain, ctx.attempts, reason, delay)
+        raise RetryLater(reason, delay) from cause
+
+    def _renew(self, ctx: JobContext) -> None:
+        """A new key, an upstream order with DNS-01, finalize, install: the key never leaves here."""
+        domain = self.store.domain
+        key = new_key()
+        client: acme_client.ClientV2 = self.upstream.client()
+        url = issuer.new_order(client, [domain])
+        log.info("relay certificate: upstream order %s", url)
+        body = issuer.fetch_order(client, url)
+        if body.status == messages.STATUS_PENDING:
+            issuer.authorize(ctx, client, body, self.dns01)
+            body = issuer.fetch_order(client, url)
+        if body.status == messages.STATUS_INVALID:
+            raise issuer.UpstreamFailed(issuer.order_problem(body, "invalidated the order"))
+        if body.status == messages.STATUS_READY:
+            issuer.finalize(client, body, make_csr(key, domain))
+        body = issuer.poll_order(ctx, client, url)
+        assert body.certificate is not None
+        chain = issuer.post_as_get(client, body.certificate).text.strip() + "\n"
+        leaf = x509.load_pem_x509_certificates(chain.encode())[0]
+        private = key_pem(key)
+        if not matches(leaf, private) or domain not in dns_names(leaf):
+            raise issuer.UpstreamFailed(problems.ServerInternal(
+                "the upstream CA returned a certificate for another key or name"))
+        self.store.install(private, chain.encode())
+        log.info("relay certificate for %s installed: serial %x, valid until %s", domain, leaf.serial_number,
+                 leaf.not_valid_after_utc.isoformat())
+
+
+@dataclass
+class JobState:
+    """The relay certificate's job row, when one exists."""
+
+    run_at: datetime
+    attempts: int
+    running: bool
+    last_error: str | None
+
+
+class RelayCertificate:
+    """The operations around the job: the periodic check, renew(force) and status()."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], queue: JobQueue) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.queue = queue
+        self.store = CertStore(settings.relay_cert_path, settings.relay_domain)
+        self.subject = job_subject(settings.relay_domain)
+
+    def check(self) -> None:
+        """Periodic: keep a certificate nginx can start with, and queue the job when it has work.
+
+        A job already queued (perhaps waiting out a back-off) is left alone."""
+        if not self.settings.relay_cert_enabled:
+            return
+        if self.store.ensure_placeholder():
+            log.info("relay certificate: self-signed placeholder written to %s", self.store.directory)
+        reason = self.store.status().renewal_reason(self.settings.relay_cert_renew_days)
+        if reason is None and self.store.force_token() is None and not self.store.reload_pending():
+            return
+        if self.job() is None:
+            self._enqueue()
+
+    def renew(self, force: bool = False) -> None:
+        """Queue the job now (also during a back-off); ``force`` renews even a fresh certificate."""
+        if force:
+            self.store.request_force()
+        self._enqueue()
+
+    def status(self) -> CertStatus:
+        return self.store.status()
+
+    def job(self) -> JobState | None:
+        with self.sessions() as s:
+            row = s.scalars(select(Job).where(Job.kind == JOB_RELAY_CERT, Job.subject_id == self.subject)).first()
+            if row is None:
+                return None
+            running = row.lease_until is not None and row.lease_until > utcnow()
+            return JobState(row.run_at, row.attempts, running, row.last_error)
+
+    def _enqueue(self) -> None:
+        with self.sessions.begin() as s:
+            self.queue.enqueue(s, JOB_RELAY_CERT, self.subject)
+
+
+def standalone(settings: Settings) -> RelayCertificate:
+    """For the command line: the database of ``settings``, no job threads (the relay runs the job)."""
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    return RelayCertificate(settings, sessions, JobQueue(engine, sessions, threads=0))

@@ -1,0 +1,232 @@
+"""Jackdaw behind a real nginx, with the certificate it obtains for itself through leg 2.
+
+The relay boots with no certificate, writes a self-signed placeholder that nginx starts with,
+obtains its own certificate for relay.example.test from Pebble (DNS-01 on BIND), writes it and
+reloads nginx (`nginx -s reload`, RELAY_CERT_RELOAD_COMMAND). Then certbot gets a certificate
+through https://relay.example.test:<port>/directory, and a forced renewal swaps the served
+certificate while requests keep flowing.
+
+Name resolution for certbot: certbot (requests) resolves relay.example.test through the system
+resolver and has no --resolve option. The test runs it in a private mount namespace
+(`unshare --mount`) in which a temporary hosts file is bind-mounted over /etc/hosts: only that
+certbot process sees the entry, the machine's /etc/hosts is never touched, and TLS is verified
+for the real name against Pebble's root. That needs root (CAP_SYS_ADMIN), which the e2e bed
+has; without it this test fails with the reason rather than skipping. The test's own requests
+use PinnedHTTPSConnection (connect to 127.0.0.1, SNI and verification for the name).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from tests.clients import certbot, check_certificate
+from tests.e2e.conftest import ZONE
+from tests.nginx import Nginx, get, served_certificate
+from tests.relay import ROOT, Relay, relay_env
+from tests.testbed import Bind, Pebble, free_port
+
+DOMAIN = f"relay.{ZONE}"
+BIN = Path(sys.executable).parent
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0, relay: Relay | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not within {timeout:.0f} s" + (f"; relay log:\n{relay.log_tail()}" if relay else ""))
+
+
+def leaf_of(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
+@dataclass
+class Stack:
+    relay: Relay
+    nginx: Nginx
+    pebble: Pebble
+    cert_dir: Path
+    #: Pebble's root and intermediate: what a client of the relay trusts
+    bundle: Path
+    challenge_port: int
+    placeholder: x509.Certificate
+    first_served: x509.Certificate
+    issued_served: x509.Certificate
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "python"), "-m", "jackdaw.cli", *args], cwd=ROOT, env=self.relay.env,
+                              capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, bind: Bind, pebble: Pebble) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("nginx-stack")
+    cert_dir = workdir / "tls"
+    relay_port = free_port()
+    nginx = Nginx(workdir / "nginx", DOMAIN, f"127.0.0.1:{relay_port}", cert_dir)
+    challenge_port = free_port()
+    env = relay_env(
+        workdir, bind, pebble, challenge_port,
+        ALLOWED_DOMAINS=ZONE,
+        RELAY_DOMAIN=DOMAIN,
+        RELAY_CERT_ENABLED="true",
+        RELAY_CERT_DIR=str(cert_dir),
+        RELAY_CERT_RELOAD_COMMAND=nginx.reload_command,
+        # a floor under DNS-01 so that nginx is surely up with the placeholder before the real
+        # certificate arrives (the propagation check itself takes milliseconds here)
+        DNS_PROPAGATION_WAIT="3",
+    )
+    bundle = workdir / "pebble-roots.pem"
+    bundle.write_text(pebble.roots_pem() + pebble.intermediates_pem())
+    relay = Relay(workdir, env, port=relay_port)
+    assert not cert_dir.exists()
+    with ExitStack() as running:
+        running.enter_context(relay)
+        # gunicorn answered /directory: start-up did not wait for any certificate
+        wait_for("the placeholder", lambda: (cert_dir / "fullchain.pem").exists(), 10, relay)
+        placeholder = leaf_of(cert_dir / "fullchain.pem")
+        running.enter_context(nginx)
+        initial_workers = nginx.workers()
+        assert initial_workers
+        # the placeholder is self-signed: trusting exactly it proves what nginx serves
+        first_served = served_certificate(DOMAIN, nginx.https_port, cert_dir / "fullchain.pem")
+
+        issued: list[x509.Certificate] = []
+
+        def real_certificate_served() -> bool:
+            try:
+                issued.append(served_certificate(DOMAIN, nginx.https_port, bundle))
+                return True
+            except OSError:  # ssl.SSLError: still the placeholder
+                return False
+
+        wait_for("nginx serving the relay's own certificate", real_certificate_served, 60, relay)
+        # the reload is complete once the workers that had the placeholder are gone (until
+        # then they may still accept a connection or two)
+        wait_for("the placeholder's workers to exit", lambda: not nginx.workers() & initial_workers, 30)
+        yield Stack(relay, nginx, pebble, cert_dir, bundle, challenge_port, placeholder, first_served, issued[0])
+
+
+def test_nginx_starts_with_the_placeholder_then_serves_the_relays_certificate(stack: Stack) -> None:
+    placeholder = stack.placeholder
+    assert placeholder.issuer == placeholder.subject
+    assert placeholder.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Jackdaw placeholder"
+    assert stack.first_served.serial_number == placeholder.serial_number, "nginx did not start with the placeholder"
+
+    served = stack.issued_served
+    on_disk = x509.load_pem_x509_certificates((stack.cert_dir / "fullchain.pem").read_bytes())
+    assert served.serial_number == on_disk[0].serial_number
+    assert served.issuer != served.subject
+    assert served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == [DOMAIN]
+    root = x509.load_pem_x509_certificate(stack.pebble.roots_pem().encode())
+    for child, parent in zip(on_disk, [*on_disk[1:], root], strict=True):
+        child.verify_directly_issued_by(parent)
+    assert os.stat(stack.cert_dir / "privkey.pem").st_mode & 0o777 == 0o600
+    assert "TLS server reloaded" in stack.relay.log_path.read_text()
+    assert not (stack.cert_dir / ".reload-pending").exists()
+
+
+def test_urls_through_nginx_are_https_on_the_relay_name(stack: Stack) -> None:
+    base = stack.nginx.base_url
+    response, body, _ = get(DOMAIN, stack.nginx.https_port, "/directory", stack.bundle)
+    assert response.status == 200
+    urls = [v for v in json.loads(body).values() if isinstance(v, str)]
+    assert urls and all(u.startswith(f"{base}/") for u in urls), urls
+    response, _, _ = get(DOMAIN, stack.nginx.https_port, "/acme/new-nonce", stack.bundle, method="HEAD")
+    assert f"<{base}/directory>;rel=\"index\"" in response.headers["Link"].replace(" ", "")
+    response, _, _ = get(DOMAIN, stack.nginx.https_port, "/metrics", stack.bundle)
+    assert response.status == 404, "/metrics is for the scraper on gunicorn's port, not the public side"
+    # plain http on the relay name is sent to https
+    conn = http.client.HTTPConnection("127.0.0.1", stack.nginx.http_port, timeout=5)
+    try:
+        conn.request("GET", "/directory", headers={"Host": DOMAIN})
+        redirect = conn.getresponse()
+        assert (redirect.status, redirect.headers["Location"]) == (301, f"https://{DOMAIN}/directory")
+    finally:
+        conn.close()
+
+
+def test_certbot_issues_through_nginx(stack: Stack, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n::1 localhost\n127.0.0.1 {DOMAIN}\n")
+    # a private mount namespace: the bind mount over /etc/hosts exists for certbot only
+    wrapper = ["unshare", "--mount", "--propagation", "private",
+               "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+    probe = subprocess.run([*wrapper, "getent", "hosts", DOMAIN], capture_output=True, text=True, timeout=10)
+    assert probe.returncode == 0 and "127.0.0.1" in probe.stdout, (
+        f"cannot give certbot a private /etc/hosts (unshare --mount needs root): {probe.stderr}")
+
+    names = [f"nginx-certbot.{ZONE}"]
+    issued = certbot(tmp_path / "certbot", f"{stack.nginx.base_url}/directory", names,
+                     standalone_port=stack.challenge_port, env={"REQUESTS_CA_BUNDLE": str(stack.bundle)},
+                     wrapper=wrapper)
+    check_certificate(issued, names, stack.pebble.roots_pem())
+    assert "relay.example.test" not in Path("/etc/hosts").read_text()
+
+
+def test_forced_renewal_swaps_the_certificate_without_dropping_a_request(stack: Stack) -> None:
+    before = leaf_of(stack.cert_dir / "fullchain.pem").serial_number
+    seen: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                response, _, serial = get(DOMAIN, stack.nginx.https_port, "/directory", stack.bundle)
+                if response.status != 200:
+                    failures.append(f"HTTP {response.status}")
+                seen.append(serial)
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+    old_workers = stack.nginx.workers()
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        proc = stack.cli("relay-cert", "renew", "--force")
+        assert proc.returncode == 0, proc.stderr
+        wait_for("the renewed certificate served", lambda: bool(seen) and seen[-1] != before, 60, stack.relay)
+        wait_for("the old workers to exit", lambda: not stack.nginx.workers() & old_workers, 30)
+        time.sleep(0.5)  # and requests keep working after the old workers are gone
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+
+    after = leaf_of(stack.cert_dir / "fullchain.pem").serial_number
+    assert after != before
+    assert failures == []
+    assert seen[0] == before and seen[-1] == after
+    assert set(seen) == {before, after}
+    assert len(seen) > 20, "too few requests to prove anything"
+    assert not (stack.cert_dir / ".force-renew").exists()
+
+
+def test_status_command(stack: Stack) -> None:
+    proc = stack.cli("relay-cert", "status")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"directory: {stack.cert_dir}" in out
+    assert "placeholder: no" in out
+    serial = format(leaf_of(stack.cert_dir / "fullchain.pem").serial_number, "x")
+    assert f"serial: {serial}" in out
+    assert "renewal: not due" in out
