@@ -432,7 +432,7 @@ def print_result(r: Result) -> None:
 
 def gunicorn_shape(args: argparse.Namespace) -> str:
     env = dict(kv.split("=", 1) for kv in args.relay_env)
-    shape = f"{env.get('JACKDAW_WORKERS', '2')} workers x {env.get('JACKDAW_THREADS', '8')} threads"
+    shape = f"{env.get('JACKDAW_WORKERS', '1')} workers x {env.get('JACKDAW_THREADS', '4')} threads"
     others = [kv for kv in args.relay_env if not kv.startswith(("JACKDAW_WORKERS=", "JACKDAW_THREADS="))]
     return shape + (f", {' '.join(others)}" if others else "")
 
