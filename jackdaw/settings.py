@@ -14,50 +14,12 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError
 from jackdaw.logs import parse_log_format
 
 LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key}: expected a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{key}: must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{key}: must be at most {maximum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], key: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key}: expected a number of seconds, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{key}: must be at least {minimum}, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = env.get(key, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{key}: expected true or false, got {raw!r}")
 
 
 def _networks(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -77,13 +39,6 @@ def _command(env: Mapping[str, str], key: str) -> tuple[str, ...]:
         return tuple(shlex.split(env.get(key, "")))
     except ValueError as e:
         raise ConfigError(f"{key}: {e}") from None
-
-
-def _required(env: Mapping[str, str], key: str) -> str:
-    value = env.get(key, "").strip()
-    if not value:
-        raise ConfigError(f"{key}: required but not set")
-    return value
 
 
 def _dns_name(text: str) -> str:
@@ -229,35 +184,35 @@ class Settings:
         if not le_directory.startswith(("https://", "http://")):
             raise ConfigError(f"LE_DIRECTORY: expected an https:// URL, got {le_directory!r}")
         return cls(
-            relay_domain=_required(env, "RELAY_DOMAIN").lower().rstrip("."),
-            acme_email=_required(env, "ACME_EMAIL"),
-            dns_provider=_required(env, "DNS_PROVIDER").lower(),
+            relay_domain=envparse.required(env, "RELAY_DOMAIN").lower().rstrip("."),
+            acme_email=envparse.required(env, "ACME_EMAIL"),
+            dns_provider=envparse.required(env, "DNS_PROVIDER").lower(),
             le_directory=le_directory,
-            dns_propagation_wait=_float(env, "DNS_PROPAGATION_WAIT", 0.0),
+            dns_propagation_wait=envparse.number(env, "DNS_PROPAGATION_WAIT", 0.0, minimum=0),
             allowed_domains=_domains(env.get("ALLOWED_DOMAINS", "")),
             wildcard_domains=_domains(env.get("WILDCARD_DOMAINS", "")),
             log_level=log_level,
             log_format=parse_log_format(env),
-            challenge_http_port=_int(env, "CHALLENGE_HTTP_PORT", 80, minimum=1, maximum=65535),
-            challenge_timeout=_float(env, "CHALLENGE_TIMEOUT", 5.0, minimum=0.1),
-            challenge_retries=_int(env, "CHALLENGE_RETRIES", 3, minimum=1),
-            challenge_retry_delay=_float(env, "CHALLENGE_RETRY_DELAY", 2.0),
-            challenge_allow_loopback=_bool(env, "CHALLENGE_ALLOW_LOOPBACK", False),
+            challenge_http_port=envparse.integer(env, "CHALLENGE_HTTP_PORT", 80, minimum=1, maximum=65535),
+            challenge_timeout=envparse.number(env, "CHALLENGE_TIMEOUT", 5.0, minimum=0.1),
+            challenge_retries=envparse.integer(env, "CHALLENGE_RETRIES", 3, minimum=1),
+            challenge_retry_delay=envparse.number(env, "CHALLENGE_RETRY_DELAY", 2.0, minimum=0),
+            challenge_allow_loopback=envparse.boolean(env, "CHALLENGE_ALLOW_LOOPBACK", False),
             challenge_allowed_networks=_networks(env, "CHALLENGE_ALLOWED_NETWORKS"),
             data_dir=data_dir,
             database_url=database_url,
             upstream_ca_bundle=ca_bundle,
             dns_resolver=env.get("DNS_RESOLVER", "").strip() or None,
-            dns_authoritative_port=_int(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1, maximum=65535),
-            dns_propagation_timeout=_float(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
-            dns_propagation_interval=_float(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),
+            dns_authoritative_port=envparse.integer(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1, maximum=65535),
+            dns_propagation_timeout=envparse.number(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
+            dns_propagation_interval=envparse.number(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),
             dns_zone_overrides=_zone_overrides(env, "DNS_ZONE_OVERRIDES"),
-            job_threads=_int(env, "JOB_THREADS", 8, minimum=1),
-            job_lease=_float(env, "JOB_LEASE_SECONDS", 30.0, minimum=1.0),
-            relay_cert_enabled=_bool(env, "RELAY_CERT_ENABLED", True),
+            job_threads=envparse.integer(env, "JOB_THREADS", 8, minimum=1),
+            job_lease=envparse.number(env, "JOB_LEASE_SECONDS", 30.0, minimum=1.0),
+            relay_cert_enabled=envparse.boolean(env, "RELAY_CERT_ENABLED", True),
             relay_cert_dir=Path(env["RELAY_CERT_DIR"].strip()) if env.get("RELAY_CERT_DIR", "").strip() else None,
-            relay_cert_renew_days=_int(env, "RELAY_CERT_RENEW_DAYS", 30, minimum=1, maximum=365),
-            relay_cert_check_interval=_float(env, "RELAY_CERT_CHECK_INTERVAL", 86400.0, minimum=1.0),
+            relay_cert_renew_days=envparse.integer(env, "RELAY_CERT_RENEW_DAYS", 30, minimum=1, maximum=365),
+            relay_cert_check_interval=envparse.number(env, "RELAY_CERT_CHECK_INTERVAL", 86400.0, minimum=1.0),
             relay_cert_reload_command=_command(env, "RELAY_CERT_RELOAD_COMMAND"),
             relay_cert_reload_pidfile=(Path(env["RELAY_CERT_RELOAD_PIDFILE"].strip())
                                        if env.get("RELAY_CERT_RELOAD_PIDFILE", "").strip() else None),

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError, DNSProvider, DNSProviderError
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,7 @@ class AcmeDNSConfig:
             raise ConfigError(
                 "ACME_DNS_CREDENTIALS: required for DNS_PROVIDER=acme-dns (path to the JSON accounts file)"
             )
-        text = env.get("ACME_DNS_HTTP_TIMEOUT", "").strip() or "30"
-        try:
-            timeout = float(text)
-        except ValueError:
-            timeout = -1.0
-        if timeout <= 0:
-            raise ConfigError(f"ACME_DNS_HTTP_TIMEOUT: must be a positive number, got {text!r}")
+        timeout = envparse.number(env, "ACME_DNS_HTTP_TIMEOUT", 30.0, positive=True)
         return cls(api_url=api_url, credentials=Path(credentials), timeout=timeout)
 
 

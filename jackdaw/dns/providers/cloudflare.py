@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError, DNSProvider, DNSProviderError
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,6 @@ class CloudflareAPIError(DNSProviderError):
         self.codes = codes
 
 
-def _number(env: Mapping[str, str], key: str, default: float) -> float:
-    text = env.get(key, "").strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{key}: must be a number, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -59,10 +52,10 @@ class CloudflareConfig:
         api_url = (env.get("CLOUDFLARE_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError(f"CLOUDFLARE_API_URL: must be an http(s) URL, got {api_url!r}")
-        ttl = _number(env, "CLOUDFLARE_TTL", 60)
+        ttl = envparse.number(env, "CLOUDFLARE_TTL", 60)
         if ttl != int(ttl) or not (ttl == 1 or 60 <= ttl <= 86400):
             raise ConfigError(f"CLOUDFLARE_TTL: must be 1 (automatic) or 60..86400 seconds, got {ttl:g}")
-        timeout = _number(env, "CLOUDFLARE_HTTP_TIMEOUT", 30.0)
+        timeout = envparse.number(env, "CLOUDFLARE_HTTP_TIMEOUT", 30.0)
         if timeout <= 0:
             raise ConfigError(f"CLOUDFLARE_HTTP_TIMEOUT: must be positive, got {timeout:g}")
         return cls(

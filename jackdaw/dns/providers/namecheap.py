@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError, DNSProvider, DNSProviderError
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,6 @@ HOST_FIELDS = ("Name", "Type", "Address", "MXPref", "TTL")
 TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
 
 
-def _require(env: Mapping[str, str], key: str) -> str:
-    value = env.get(key, "").strip()
-    if not value:
-        raise ConfigError(f"{key}: required for DNS_PROVIDER=namecheap")
-    return value
 
 
 def _api_url(env: Mapping[str, str]) -> str:
@@ -52,11 +48,6 @@ def _api_url(env: Mapping[str, str]) -> str:
     return SANDBOX_URL if sandbox in TRUE else PRODUCTION_URL
 
 
-def _int(env: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
-    text = env.get(key, "").strip() or str(default)
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"{key}: must be a whole number from {low} to {high}, got {text!r}")
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -71,9 +62,9 @@ class NamecheapConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NamecheapConfig:
-        api_user = _require(env, "NAMECHEAP_API_USER")
-        api_key = _require(env, "NAMECHEAP_API_KEY")
-        client_ip = _require(env, "NAMECHEAP_CLIENT_IP")
+        api_user = envparse.required(env, "NAMECHEAP_API_USER", "DNS_PROVIDER=namecheap")
+        api_key = envparse.required(env, "NAMECHEAP_API_KEY", "DNS_PROVIDER=namecheap")
+        client_ip = envparse.required(env, "NAMECHEAP_CLIENT_IP", "DNS_PROVIDER=namecheap")
         try:
             ipaddress.IPv4Address(client_ip)
         except ValueError:
@@ -84,8 +75,8 @@ class NamecheapConfig:
             username=env.get("NAMECHEAP_USERNAME", "").strip() or api_user,
             client_ip=client_ip,
             api_url=_api_url(env),
-            ttl=_int(env, "NAMECHEAP_TTL", 120, 60, 60000),
-            timeout=float(_int(env, "NAMECHEAP_HTTP_TIMEOUT", 60, 1, 600)),
+            ttl=envparse.integer(env, "NAMECHEAP_TTL", 120, minimum=60, maximum=60000),
+            timeout=float(envparse.integer(env, "NAMECHEAP_HTTP_TIMEOUT", 60, minimum=1, maximum=600)),
         )
 
 

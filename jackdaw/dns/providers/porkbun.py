@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError, DNSProvider, DNSProviderError
 
 log = logging.getLogger(__name__)
@@ -25,24 +26,8 @@ MIN_TTL = 600  # Porkbun's documented minimum and default TTL
 THROTTLED = frozenset({429, 503})
 
 
-def _require(env: Mapping[str, str], key: str) -> str:
-    value = env.get(key, "").strip()
-    if not value:
-        raise ConfigError(f"{key}: required for DNS_PROVIDER=porkbun")
-    return value
 
 
-def _number(env: Mapping[str, str], key: str, default: float, minimum: float) -> float:
-    text = env.get(key, "").strip()
-    if not text:
-        return default
-    try:
-        number = float(text)
-    except ValueError:
-        raise ConfigError(f"{key}: must be a number, got {text!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{key}: must be at least {minimum:g}, got {text!r}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -58,15 +43,15 @@ class PorkbunConfig:
         api_url = (env.get("PORKBUN_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/")
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError(f"PORKBUN_API_URL: must be an http(s) URL, got {api_url!r}")
-        ttl = _number(env, "PORKBUN_TTL", MIN_TTL, MIN_TTL)
+        ttl = envparse.number(env, "PORKBUN_TTL", MIN_TTL, minimum=MIN_TTL)
         if ttl != int(ttl):
             raise ConfigError(f"PORKBUN_TTL: must be whole seconds, got {ttl!r}")
         return cls(
-            api_key=_require(env, "PORKBUN_API_KEY"),
-            secret_api_key=_require(env, "PORKBUN_SECRET_API_KEY"),
+            api_key=envparse.required(env, "PORKBUN_API_KEY", "DNS_PROVIDER=porkbun"),
+            secret_api_key=envparse.required(env, "PORKBUN_SECRET_API_KEY", "DNS_PROVIDER=porkbun"),
             api_url=api_url,
             ttl=int(ttl),
-            timeout=_number(env, "PORKBUN_HTTP_TIMEOUT", 30.0, 1.0),
+            timeout=envparse.number(env, "PORKBUN_HTTP_TIMEOUT", 30.0, minimum=1.0),
         )
 
 

@@ -19,6 +19,7 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError, DNSProvider, DNSProviderError
 from jackdaw.dns.resolver import DNSLookupError, host_to_ip, parse_hostport
 
@@ -39,11 +40,6 @@ TSIG_HINTS: dict[type[dns.tsig.PeerError], str] = {
 }
 
 
-def _require(env: Mapping[str, str], key: str) -> str:
-    value = env.get(key, "").strip()
-    if not value:
-        raise ConfigError(f"{key}: required for DNS_PROVIDER=rfc2136")
-    return value
 
 
 def _parse_algorithm(text: str) -> dns.name.Name:
@@ -54,15 +50,6 @@ def _parse_algorithm(text: str) -> dns.name.Name:
     return algorithm
 
 
-def _parse_number(env: Mapping[str, str], key: str, default: str) -> float:
-    text = env.get(key, "").strip() or default
-    try:
-        number = float(text)
-    except ValueError:
-        number = -1.0
-    if number <= 0:
-        raise ConfigError(f"{key}: must be a positive number, got {text!r}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -78,19 +65,19 @@ class RFC2136Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RFC2136Config:
         try:
-            host, port = parse_hostport(_require(env, "RFC2136_NAMESERVER"), 53)
+            host, port = parse_hostport(envparse.required(env, "RFC2136_NAMESERVER", "DNS_PROVIDER=rfc2136"), 53)
         except ValueError as e:
             raise ConfigError(f"RFC2136_NAMESERVER: {e}") from e
         try:
-            key_name = dns.name.from_text(_require(env, "RFC2136_TSIG_KEY"))
+            key_name = dns.name.from_text(envparse.required(env, "RFC2136_TSIG_KEY", "DNS_PROVIDER=rfc2136"))
         except dns.exception.DNSException as e:
             raise ConfigError(f"RFC2136_TSIG_KEY: not a valid key name: {e}") from e
-        secret = _require(env, "RFC2136_TSIG_SECRET")
+        secret = envparse.required(env, "RFC2136_TSIG_SECRET", "DNS_PROVIDER=rfc2136")
         try:
             base64.b64decode(secret, validate=True)
         except binascii.Error:
             raise ConfigError("RFC2136_TSIG_SECRET: not valid base64") from None
-        ttl = _parse_number(env, "RFC2136_TTL", "60")
+        ttl = envparse.number(env, "RFC2136_TTL", 60.0, positive=True)
         if ttl != int(ttl):
             raise ConfigError(f"RFC2136_TTL: must be whole seconds, got {ttl!r}")
         return cls(
@@ -100,7 +87,7 @@ class RFC2136Config:
             secret=secret,
             algorithm=_parse_algorithm(env.get("RFC2136_TSIG_ALGORITHM", "") or "hmac-sha256"),
             ttl=int(ttl),
-            timeout=_parse_number(env, "RFC2136_DNS_TIMEOUT", "10"),
+            timeout=envparse.number(env, "RFC2136_DNS_TIMEOUT", 10.0, positive=True),
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from jackdaw import envparse
 from jackdaw.dns.base import ConfigError, DNSProvider, DNSProviderError
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,6 @@ AUTH_FAILED = frozenset({
 })
 
 
-def _positive(env: Mapping[str, str], key: str, default: int) -> int:
-    text = env.get(key, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) <= 0:
-        raise ConfigError(f"{key}: must be a positive whole number, got {text!r}")
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,9 @@ class Route53Config:
         return cls(
             region=env.get("AWS_REGION", "").strip() or "us-east-1",
             hosted_zone_id=zone_id.removeprefix("/hostedzone/") or None,
-            ttl=_positive(env, "AWS_TTL", 60),
-            wait_delay=_positive(env, "AWS_WAIT_DELAY", 5),
-            wait_max_attempts=_positive(env, "AWS_WAIT_MAX_ATTEMPTS", 60),
+            ttl=envparse.integer(env, "AWS_TTL", 60, minimum=1),
+            wait_delay=envparse.integer(env, "AWS_WAIT_DELAY", 5, minimum=1),
+            wait_max_attempts=envparse.integer(env, "AWS_WAIT_MAX_ATTEMPTS", 60, minimum=1),
         )
 
 
