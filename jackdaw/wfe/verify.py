@@ -7,6 +7,8 @@ that explicit key, and the nonce redeemed last.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +60,17 @@ def _account_for_kid(session: Session, kid: str) -> Account:
     return account
 
 
+def _account_key(account: Account) -> jose.JWK:
+    # The thumbprint identifies the key exactly, so a parsed key can be reused across requests
+    # (a key change stores a new thumbprint).
+    return _key_by_thumbprint(account.thumbprint, json.dumps(account.jwk, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_by_thumbprint(thumbprint: str, jwk_json: str) -> jose.JWK:
+    return jws.load_jwk(json.loads(jwk_json))
+
+
 def _finish(session: Session, parsed: jws.ParsedJWS, key: jose.JWK) -> None:
     jws.verify_signature(parsed, key)
     value = jose.b64.b64encode(parsed.nonce).decode()
@@ -95,7 +108,7 @@ def verify_post(session: Session) -> Verified:
     if parsed.kid is None:
         raise problems.Malformed("this request must be signed with the account's 'kid', not a 'jwk'")
     account = _account_for_kid(session, parsed.kid)
-    key = jws.load_jwk(account.jwk)
+    key = _account_key(account)
     _finish(session, parsed, key)
     return Verified(parsed, key, account)
 
@@ -114,7 +127,7 @@ def verify_revocation(session: Session) -> tuple[Verified, dict[str, Any]]:
     parsed = _parse_request()
     if parsed.kid is not None:
         account = _account_for_kid(session, parsed.kid)
-        key = jws.load_jwk(account.jwk)
+        key = _account_key(account)
         _finish(session, parsed, key)
         return Verified(parsed, key, account), parsed.payload_json()
     assert parsed.jwk is not None
