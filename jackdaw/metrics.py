@@ -72,6 +72,13 @@ DNS_PROVIDER_SECONDS = Histogram(
 DNS_PROVIDER_FAILURES = Counter(
     "jackdaw_dns_provider_failures", "DNS provider calls that raised", ["provider", "op"], registry=REGISTRY,
 )
+RELAY_CERT_FAILURES = Counter(
+    "jackdaw_relay_cert_failures", "Failed attempts to obtain or renew the relay's own certificate (retried)",
+    registry=REGISTRY,
+)
+RELAY_CERT_RENEWALS = Counter(
+    "jackdaw_relay_cert_renewals", "Certificates for RELAY_DOMAIN obtained and installed", registry=REGISTRY,
+)
 DNS_PROPAGATION_SECONDS = Histogram(
     "jackdaw_dns_propagation_seconds",
     "Seconds from asking until every authoritative server served an order's TXT values (outcome "

@@ -24,6 +24,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw import metrics
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.base import DNSProviderError
 from jackdaw.dns.propagation import PropagationTimeout
@@ -100,6 +101,7 @@ class RelayCertJob:
             if reason is not None:
                 log.info("relay certificate for %s: %s; obtaining a new one", self.store.domain, reason)
                 self._renew(ctx)
+                metrics.RELAY_CERT_RENEWALS.inc()
                 if force is not None:
                     self.store.clear_force(force)
             if self.store.reload_pending():
@@ -120,6 +122,7 @@ class RelayCertJob:
                 log.warning("relay certificate: TXT clean-up incomplete, rows kept for retry")
 
     def _retry(self, ctx: JobContext, reason: str, cause: BaseException) -> None:
+        metrics.RELAY_CERT_FAILURES.inc()
         delay = min(RETRY_BASE * 2.0 ** max(ctx.attempts - 1, 0), RETRY_MAX)
         log.warning("relay certificate for %s failed (attempt %d): %s; the current certificate stays in "
                     "place, next try in %.0f s", self.store.domain, ctx.attempts, reason, delay)

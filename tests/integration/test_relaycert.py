@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from jackdaw import jobs
+from jackdaw import jobs, metrics
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.base import DNSProvider
 from jackdaw.models import DnsRecord, Job, utcnow
@@ -79,8 +79,13 @@ def test_failure_keeps_the_certificate_and_backs_off(app: Flask) -> None:
     relay = RelayCertificate(rt.settings, rt.sessions, rt.queue)
     before = relay.status()
     assert before.placeholder
+    def failures_seen() -> float:
+        return metrics.REGISTRY.get_sample_value("jackdaw_relay_cert_failures_total") or 0.0
+
+    failures = failures_seen()
 
     assert rt.queue.run_once() is True  # the upstream CA is unreachable
+    assert failures_seen() == failures + 1, "failures are visible in /metrics"
     [job] = relay_jobs(rt)
     assert job.lease_until is None
     assert job.last_error is not None and "ConnectionError" in job.last_error
