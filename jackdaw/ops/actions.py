@@ -19,7 +19,7 @@ from jackdaw.models import Job, Order, utcnow
 from jackdaw.ops.queries import DnsRecordView, JobView, NotFound, job_view, order_dns_records, order_jobs
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
-from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE, fail_order
+from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
 
 CANCEL_DETAIL = "cancelled by the operator"
 
@@ -121,7 +121,7 @@ def cancel_order(sessions: sessionmaker[Session], order_id: str) -> CancelResult
                     chall.error = problem.to_json()
             if authz.status == Status.PENDING:
                 authz.status = Status.INVALID
-        fail_order(order, problem)
+        order.fail(problem.to_json())
         jobs = [j for j in order_jobs(s, order) if j.kind in (JOB_ORDER, JOB_VALIDATE)]
         was_running = any(j.kind == JOB_ORDER and j.lease_until is not None and j.lease_until > now for j in jobs)
         deleted = 0

@@ -92,7 +92,7 @@ def deactivate_authz(authz: Authz) -> None:
     if authz.status not in (Status.PENDING, Status.VALID):
         raise problems.Malformed(f"an authorization that is {authz.status} cannot be deactivated")
     authz.status = Status.DEACTIVATED
-    fail_order(authz.order, problems.Unauthorized(f"authorization for {authz.identifier} was deactivated"))
+    authz.order.fail(problems.Unauthorized(f"authorization for {authz.identifier} was deactivated").to_json())
 
 
 def enforce_expiry(order: Order) -> bool:
@@ -104,14 +104,7 @@ def enforce_expiry(order: Order) -> bool:
             authz.status = Status.EXPIRED
             changed = True
     if order.status in (Status.PENDING, Status.READY) and order.expires <= now:
-        fail_order(order, problems.Malformed("order expired before it was finalized"))
+        order.fail(problems.Malformed("order expired before it was finalized").to_json())
         changed = True
     return changed
 
-
-def fail_order(order: Order, problem: problems.AcmeProblem) -> None:
-    if order.status in (Status.VALID, Status.INVALID):
-        return
-    order.status = Status.INVALID
-    order.error = problem.to_json()
-    order.updated = utcnow()

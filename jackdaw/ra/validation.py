@@ -15,7 +15,7 @@ from jackdaw.models import Challenge, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.jws import load_jwk
-from jackdaw.ra.orders import JOB_ORDER, fail_order
+from jackdaw.ra.orders import JOB_ORDER
 from jackdaw.va.http01 import HTTP01Validator
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ValidationJob:
                 chall.status = Status.INVALID
                 chall.error = result.problem.to_json()
                 authz.status = Status.INVALID
-                fail_order(order, result.problem)
+                order.fail(result.problem.to_json())
                 log.info("validation of %s failed for order %s: %s", name, order.id, result.problem.detail,
                          extra={"order_id": order.id, "account_id": order.account_id})
         # counted once the outcome is stored (a challenge answered meanwhile returned above)
@@ -76,5 +76,5 @@ class ValidationJob:
             chall.status = Status.INVALID
             chall.error = problem.to_json()
             chall.authz.status = Status.INVALID
-            fail_order(chall.authz.order, problem)
+            chall.authz.order.fail(problem.to_json())
         metrics.VALIDATIONS.labels(outcome=problem.code).inc()

@@ -29,7 +29,6 @@ from jackdaw.logs import log_context
 from jackdaw.models import Certificate, Order, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
-from jackdaw.ra.orders import fail_order
 from jackdaw.upstream.account import UpstreamAccount
 from jackdaw.upstream.dns01 import DNS01Solver
 
@@ -177,7 +176,7 @@ class OrderJob:
             order.upstream_error = problem.to_json()
             order.upstream_status = Status.INVALID
             if order.status == Status.PROCESSING:
-                fail_order(order, problem)
+                order.fail(problem.to_json())
         log.warning("order %s: leg 2 failed: %s", order_id, problem.detail, extra={"order_id": order_id})
 
     def give_up(self, order_id: str, reason: str) -> None:
