@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jackdaw.db import rowcount
@@ -42,6 +42,15 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], allow
                               status=Status.PENDING, validation_records=[]))
     session.flush()
     return order
+
+
+def order_ids(session: Session, account: Account, page: int, size: int) -> tuple[list[str], bool]:
+    """One page of the account's order ids, oldest first (§7.1.2.1), and whether more follow."""
+    ids = session.scalars(
+        select(Order.id).where(Order.account_id == account.id).order_by(Order.created, Order.id)
+        .offset(page * size).limit(size + 1)
+    ).all()
+    return list(ids[:size]), len(ids) > size
 
 
 def owned(obj: Order | None, account: Account, what: str) -> Order:

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from jackdaw.models import Account, Authz, Certificate, Challenge, Order
@@ -108,14 +107,11 @@ def account_orders(account_id: str) -> Response:
     if acct.id != account_id:
         raise problems.Unauthorized("an account may only list its own orders")
     page = _page_number()
-    ids = session.scalars(
-        select(Order.id).where(Order.account_id == acct.id).order_by(Order.created, Order.id)
-        .offset(page * ORDERS_PAGE_SIZE).limit(ORDERS_PAGE_SIZE + 1)
-    ).all()
+    ids, more = orders.order_ids(session, acct, page, ORDERS_PAGE_SIZE)
     links = []
-    if len(ids) > ORDERS_PAGE_SIZE:
+    if more:
         links.append(f'<{render.url("account_orders", account_id=acct.id, page=str(page + 1))}>;rel="next"')
-    return _json({"orders": [render.url("order", order_id=i) for i in ids[:ORDERS_PAGE_SIZE]]}, links=links)
+    return _json({"orders": [render.url("order", order_id=i) for i in ids]}, links=links)
 
 
 def _page_number() -> int:
