@@ -41,9 +41,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench._common import ZONE, markdown_table, median
-from jackdaw.dns.propagation import wait_for_txt
 from jackdaw.dns.providers.rfc2136 import RFC2136Provider
 from jackdaw.dns.resolver import make_resolver
+from jackdaw.ops.dnscheck import wait_for_txt
 from tests.testbed import Bind, Pebble
 
 #: the original Jackdaw's fixed sleep after writing the TXT records

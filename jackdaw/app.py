@@ -11,19 +11,19 @@ from sqlalchemy import event
 from jackdaw import logs
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.registry import build_provider
-from jackdaw.jobs import JobQueue
+from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.nonces import NoncePool
 from jackdaw.nonces import sweep as sweep_nonces
-from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
-from jackdaw.ra.revocation import JOB_REVOKE
 from jackdaw.ra.validation import ValidationJob
-from jackdaw.relaycert import JOB_RELAY_CERT, RelayCertificate, RelayCertJob
+from jackdaw.relaycert import RelayCertificate, RelayCertJob
+from jackdaw.relaycert.job import MAX_ATTEMPTS as RELAY_CERT_ATTEMPTS
 from jackdaw.runtime import Runtime
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount
-from jackdaw.upstream.dns01 import DNS01Solver
+from jackdaw.upstream.dns01 import DNS01
 from jackdaw.upstream.issuer import OrderJob
 from jackdaw.upstream.revoker import RevokeJob
+from jackdaw.upstream.sequence import Leg2
 from jackdaw.va.http01 import HTTP01Validator
 from jackdaw.wfe import errors, ops
 from jackdaw.wfe.views import bp
@@ -58,7 +58,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue = JobQueue(engine, sessions, threads=settings.job_threads, lease_seconds=settings.job_lease)
     event.listen(sessions, "after_commit", queue.after_commit)
 
-    upstream = UpstreamAccount(settings)
+    upstream = UpstreamAccount(settings, sessions)
     validator = HTTP01Validator(
         port=settings.challenge_http_port,
         timeout=settings.challenge_timeout,
@@ -69,16 +69,21 @@ def build_app(settings: Settings | None = None) -> Flask:
         allowed_networks=settings.challenge_allowed_networks,
     )
     validation = ValidationJob(sessions, queue, validator)
-    dns01 = DNS01Solver(settings, provider, sessions)
-    issuance = OrderJob(sessions, upstream, dns01)
-    queue.register(JOB_VALIDATE, validation, validation.give_up)
-    queue.register(JOB_ORDER, issuance, issuance.give_up)
-    queue.register(JOB_REVOKE, RevokeJob(sessions, upstream))
+    dns01 = DNS01(settings, provider, sessions, queue)
+    leg2 = Leg2(sessions, upstream, dns01)
+    issuance = OrderJob(sessions, leg2)
+    revocation = RevokeJob(sessions, upstream)
+    queue.register(JobKind.VALIDATE, validation, validation.give_up)
+    queue.register(JobKind.ORDER, issuance, issuance.give_up)
+    queue.register(JobKind.REVOKE, revocation, revocation.give_up)
+    # removals are retried for as long as it takes: a value Jackdaw wrote is always removed
+    queue.register(JobKind.DNS_ZONE, dns01.run_zone, dns01.give_up, max_attempts=30)
     queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
     # the relay's own TLS certificate: first check at start (in the workers' periodic thread)
     relay_cert = RelayCertificate(settings, sessions, queue)
-    queue.register(JOB_RELAY_CERT, RelayCertJob(settings, relay_cert.store, upstream, dns01))
+    relay_job = RelayCertJob(settings, relay_cert.store, leg2)
+    queue.register(JobKind.RELAY_CERT, relay_job, relay_job.give_up, max_attempts=RELAY_CERT_ATTEMPTS)
     if settings.relay_cert_enabled:
         queue.periodic.append((settings.relay_cert_check_interval, relay_cert.check))
 

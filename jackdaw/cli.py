@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jackdaw.dns.base import ConfigError
+from jackdaw.envparse import ConfigError
 from jackdaw.protocol.constants import Status
 
 ORDER_STATUSES = [Status.PENDING, Status.READY, Status.PROCESSING, Status.VALID, Status.INVALID]
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
         provider = build_provider(settings.dns_provider, settings.env)
         if args.command == "dns-check":
-            from jackdaw.dns.check import run_check
+            from jackdaw.ops.dnscheck import run_check
 
             result = run_check(args.name, settings, provider, timeout=args.timeout)
             for line in result.details():

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, func
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    # pool_recycle rather than pool_pre_ping: a ping per checkout costs a round trip per request
-    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=300)
+    # pool_pre_ping: after PostgreSQL restarts, every pooled connection is dead; the ping (one
+    # round trip per checkout) replaces it instead of failing the request that drew it
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=300, pool_pre_ping=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -46,6 +49,18 @@ def _sqlite_engine(url: str) -> Engine:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def db_now(dialect: str, offset: float = 0.0) -> ColumnElement[datetime] | datetime:
+    """"Now" (plus ``offset`` seconds) on the database's clock, for leases and run times.
+
+    PostgreSQL: its own ``now()``, so instances on hosts whose clocks differ agree. SQLite is a
+    file on this host: this host's clock is the database's.
+    """
+    if dialect == "postgresql":
+        now: ColumnElement[datetime] = func.now()
+        return now + timedelta(seconds=offset) if offset else now
+    return datetime.now(UTC) + timedelta(seconds=offset)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

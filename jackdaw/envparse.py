@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from jackdaw.dns.base import ConfigError
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
 
 
 def required(env: Mapping[str, str], key: str, context: str = "") -> str:

@@ -4,9 +4,9 @@ Three checks, each cheap enough for a probe every few seconds:
 
 - database: ``SELECT 1`` (read-only: never waits for SQLite's write lock);
 - migrations: the schema is at alembic head (once true, remembered for the process' life);
-- upstream: the upstream account is usable — its key is on disk and an account URL is recorded
-  for LE_DIRECTORY — or else the upstream directory answers (the account is registered on
-  first use, never by a probe). The directory answer is remembered for 60 s, good or bad.
+- upstream: the upstream account is usable — the database holds its key and account URL for
+  LE_DIRECTORY — or else the upstream directory answers (the account is registered on first
+  use, never by a probe). The directory answer is remembered for 60 s, good or bad.
 """
 
 from __future__ import annotations
@@ -104,7 +104,10 @@ class Readiness:
 
     def _upstream(self) -> Check:
         directory = self.settings.le_directory
-        url = self.upstream.recorded_account_url()
+        try:
+            url = self.upstream.recorded_account_url()
+        except Exception:  # the database check reports why; the directory may still answer
+            url = None
         if url:
             return Check(True, f"account {url} recorded for {directory}")
         with self._lock:

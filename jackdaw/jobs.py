@@ -1,43 +1,84 @@
 """Durable jobs and the worker threads that run them.
 
 A job is a row (kind, subject_id) that exists while work is wanted. Worker threads in every
-gunicorn worker claim rows under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite
-serializes every transaction with BEGIN IMMEDIATE), so a job whose worker died is claimed
-again once its lease lapses. Enqueueing the same (kind, subject) again while it runs bumps its
-generation, and the runner then runs it once more instead of deleting it: no request is lost
-and no two threads ever run the same job at once.
+gunicorn worker claim rows under a lease. A claim carries an owner token; every later write to
+the row (lease renewal, reschedule, finish) is ``... WHERE id = ? AND owner = ?``, so a run whose
+lease lapsed and was taken over can no longer touch the row, and ``JobContext.guard()`` stops it
+before its next side effect. Leases are measured on the database's clock (PostgreSQL's
+``now()``), not each host's. A heartbeat thread renews the leases of every run in flight, so
+only a dead or frozen process loses its claims.
+
+Handlers do one bounded step at a time: instead of sleeping they raise ``Wait`` (progress made,
+run again after a delay; the step's state is stored by the handler), so thousands of subjects
+can be in flight on a few threads. ``RetryLater`` and unexpected exceptions are failures,
+counted in ``attempts`` and bounded by the kind's ``max_attempts``; the last one calls the
+kind's ``give_up``. Enqueueing the same (kind, subject) again while it runs bumps its
+generation, and the runner then runs it once more instead of deleting it: no request is lost.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw.db import rowcount
-from jackdaw.models import Job, utcnow
+from jackdaw.db import db_now, rowcount
+from jackdaw.models import Job
 
 log = logging.getLogger(__name__)
+
+
+class JobKind(StrEnum):
+    """Every kind of durable work, once."""
+
+    VALIDATE = "validate"  # HTTP-01 check of one challenge (subject: challenge id)
+    ORDER = "order"  # leg 2 of one client order (subject: order id)
+    REVOKE = "revoke"  # forward one revocation upstream (subject: certificate id)
+    RELAY_CERT = "relay_cert"  # the relay's own certificate (subject: jackdaw.relaycert.job_subject)
+    DNS_ZONE = "dns_zone"  # write, check and remove the TXT values of one zone (subject: zone)
+
 
 MAX_ATTEMPTS = 8
 #: how often each process looks for work queued elsewhere (its own enqueues wake it at once)
 PROBE_INTERVAL = 0.5
 IDLE_WAIT = 10.0
+#: at most this long between two failure reports of the job loop (a database outage)
+LOOP_ERROR_LOG_EVERY = 60.0
+
+
+class Wait(Exception):
+    """Raised by a handler that made progress and must look again after ``delay`` seconds
+    (the CA's Retry-After, the propagation interval, a provider's settle time)."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = max(0.0, delay)
 
 
 class RetryLater(Exception):
-    """Raised by a handler to run the job again after `delay` seconds."""
+    """Raised by a handler whose step failed transiently: run again after ``delay`` seconds.
+    Counts as a failed attempt."""
 
     def __init__(self, reason: str, delay: float) -> None:
         super().__init__(reason)
         self.delay = delay
+
+
+class LostClaim(Exception):
+    """This run no longer holds its job (its lease lapsed and another run took it over)."""
+
+
+def backoff(attempts: int, cap: float = 60.0) -> float:
+    return float(min(2.0 ** max(attempts, 0), cap))
 
 
 @dataclass
@@ -45,22 +86,44 @@ class JobContext:
     id: int
     kind: str
     subject_id: str
+    #: failed (or crashed) runs in a row, this one included; a completed step resets it
     attempts: int
-    queue: JobQueue
-    _last_beat: float = 0.0
+    queue: JobQueue | None
+    generation: int = 0
+    #: this claim's owner token
+    token: str = ""
+    created: datetime | None = None
+    lost: bool = False
 
-    def heartbeat(self) -> None:
-        """Extend the lease; long handlers call this from their polling loops."""
-        now = time.monotonic()
-        if now - self._last_beat < self.queue.lease.total_seconds() / 4:
-            return
-        self._last_beat = now
-        with self.queue.sessions.begin() as s:
-            s.execute(update(Job).where(Job.id == self.id).values(lease_until=utcnow() + self.queue.lease))
+    def guard(self) -> None:
+        """Call before every side effect: renews the lease, or raises LostClaim when another
+        run holds the job now (this one must stop without touching anything)."""
+        if self.lost or (self.queue is not None and not self.queue.renew(self)):
+            self.lost = True
+            raise LostClaim(f"job {self.kind} {self.subject_id}: claim {self.token} lost")
 
 
 Handler = Callable[[JobContext], None]
 GiveUp = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    handler: Handler
+    give_up: GiveUp | None = None
+    max_attempts: int = MAX_ATTEMPTS
+
+
+@dataclass
+class _LoopErrors:
+    """Logs the job loop's failures (the database is down) once a minute, not every tick."""
+
+    last: float = field(default=-LOOP_ERROR_LOG_EVERY)
+
+    def report(self, what: str) -> None:
+        if time.monotonic() - self.last >= LOOP_ERROR_LOG_EVERY:
+            self.last = time.monotonic()
+            log.exception("%s (reported at most once a minute)", what)
 
 
 class JobQueue:
@@ -69,29 +132,39 @@ class JobQueue:
         self.engine = engine
         self.sessions = sessions
         self.threads = threads
-        self.lease = timedelta(seconds=lease_seconds)
-        self.handlers: dict[str, tuple[Handler, GiveUp | None]] = {}
+        self.lease_seconds = lease_seconds
+        self.handlers: dict[str, JobSpec] = {}
         self.periodic: list[tuple[float, Callable[[], object]]] = []
         self._wake = threading.Condition()
         self._pending_wakes = 0
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        self._running: dict[str, JobContext] = {}
+        self._running_lock = threading.Lock()
+        self._errors = _LoopErrors()
 
-    def register(self, kind: str, handler: Handler, give_up: GiveUp | None = None) -> None:
-        self.handlers[kind] = (handler, give_up)
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def register(self, kind: str, handler: Handler, give_up: GiveUp | None = None,
+                 max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.handlers[kind] = JobSpec(handler, give_up, max_attempts)
 
     # -- enqueue ---------------------------------------------------------------------------
 
     def enqueue(self, session: Session, kind: str, subject_id: str, delay: float = 0.0) -> None:
-        """Add (or re-arm) a job inside the caller's transaction; threads wake on commit."""
-        run_at = utcnow() + timedelta(seconds=delay)
-        dialect = session.get_bind().dialect.name
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Job)
+        """Add (or re-arm) a job inside the caller's transaction; threads wake on commit.
+
+        A job already due sooner keeps its time: asking again never delays work."""
+        run_at = db_now(self.dialect, delay)
+        ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(Job)
         stmt = ins.values(kind=kind, subject_id=subject_id, run_at=run_at, attempts=0, generation=0,
-                          created=utcnow())
+                          created=db_now(self.dialect))
+        earliest = func.least if self.dialect == "postgresql" else func.min
         stmt = stmt.on_conflict_do_update(
             index_elements=[Job.kind, Job.subject_id],
-            set_={"generation": Job.generation + 1, "run_at": run_at},
+            set_={"generation": Job.generation + 1, "run_at": earliest(Job.run_at, stmt.excluded.run_at)},
         )
         session.execute(stmt)
         session.info["jackdaw_wake"] = True
@@ -115,9 +188,10 @@ class JobQueue:
             t = threading.Thread(target=self._loop, name=f"jackdaw-job-{n}", daemon=True)
             t.start()
             self._workers.append(t)
-        t = threading.Thread(target=self._periodic_loop, name="jackdaw-periodic", daemon=True)
-        t.start()
-        self._workers.append(t)
+        for target, name in ((self._periodic_loop, "jackdaw-periodic"), (self._heartbeat_loop, "jackdaw-heartbeat")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._workers.append(t)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -132,7 +206,7 @@ class JobQueue:
             try:
                 ran = self.run_once()
             except Exception:
-                log.exception("job loop error")
+                self._errors.report("job loop error")
                 ran = False
             if ran:
                 continue
@@ -151,7 +225,7 @@ class JobQueue:
                         self._pending_wakes += self.threads
                         self._wake.notify_all()
             except Exception:
-                log.exception("job probe failed")
+                self._errors.report("job probe failed")
             for i, (every, fn) in enumerate(self.periodic):
                 # each task runs at the first tick, then every `every` seconds (the monotonic
                 # clock starts near 0 at boot: "never ran" is not the same as "ran at 0")
@@ -162,73 +236,130 @@ class JobQueue:
                     except Exception:
                         log.exception("periodic task failed")
 
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                self.heartbeat()
+            except Exception:
+                self._errors.report("job heartbeat failed")
+
+    def heartbeat(self) -> None:
+        """Renew the lease of every run in flight in this process; mark the ones taken over."""
+        with self._running_lock:
+            running = dict(self._running)
+        if not running:
+            return
+        with self.sessions.begin() as s:
+            s.execute(update(Job).where(Job.owner.in_(running))
+                      .values(lease_until=db_now(self.dialect, self.lease_seconds))
+                      .execution_options(synchronize_session=False))
+            held = set(s.scalars(select(Job.owner).where(Job.owner.in_(running))))
+        for token, ctx in running.items():
+            if token not in held:
+                ctx.lost = True
+
+    def renew(self, ctx: JobContext) -> bool:
+        """Extend ``ctx``'s lease if it still holds the job."""
+        with self.sessions.begin() as s:
+            return rowcount(s.execute(
+                update(Job).where(Job.id == ctx.id, Job.owner == ctx.token)
+                .values(lease_until=db_now(self.dialect, self.lease_seconds))
+                .execution_options(synchronize_session=False))) == 1
+
     def _due(self) -> bool:
         """A read-only look for due work (no write lock on SQLite), one per process per tick."""
-        now = utcnow()
+        now = db_now(self.dialect)
         with self.engine.connect().execution_options(read_only=True) as conn, conn.begin():
             return conn.execute(
-                select(Job.id).where(Job.run_at <= now, (Job.lease_until.is_(None)) | (Job.lease_until < now)).limit(1)
+                select(Job.id).where(Job.run_at <= now, or_(Job.lease_until.is_(None), Job.lease_until < now)).limit(1)
             ).first() is not None
 
-    def claim(self) -> tuple[JobContext, int] | None:
-        now = utcnow()
+    def claim(self) -> JobContext | None:
+        token = secrets.token_hex(8)
         with self.sessions.begin() as s:
+            now = db_now(self.dialect)
             q = (
-                select(Job)
-                .where(Job.run_at <= now, (Job.lease_until.is_(None)) | (Job.lease_until < now))
+                select(Job.id, Job.kind, Job.subject_id, Job.attempts, Job.generation, Job.created)
+                .where(Job.run_at <= now, or_(Job.lease_until.is_(None), Job.lease_until < now))
                 .order_by(Job.run_at)
                 .limit(1)
             )
-            if s.get_bind().dialect.name == "postgresql":
+            if self.dialect == "postgresql":
                 q = q.with_for_update(skip_locked=True)
-            job = s.scalars(q).first()
-            if job is None:
+            row = s.execute(q).first()
+            if row is None:
                 return None
-            job.lease_until = now + self.lease
-            job.attempts += 1
-            ctx = JobContext(job.id, job.kind, job.subject_id, job.attempts, self, time.monotonic())
-            return ctx, job.generation
+            s.execute(update(Job).where(Job.id == row.id)
+                      .values(owner=token, lease_until=db_now(self.dialect, self.lease_seconds),
+                              attempts=Job.attempts + 1)
+                      .execution_options(synchronize_session=False))
+            return JobContext(row.id, row.kind, row.subject_id, row.attempts + 1, self, row.generation, token,
+                              row.created)
 
     def run_once(self) -> bool:
-        claimed = self.claim()
-        if claimed is None:
+        ctx = self.claim()
+        if ctx is None:
             return False
-        ctx, generation = claimed
-        handler, give_up = self.handlers.get(ctx.kind, (None, None))
+        spec = self.handlers.get(ctx.kind)
+        with self._running_lock:
+            self._running[ctx.token] = ctx
         try:
-            if handler is None:
+            if spec is None:
                 raise RuntimeError(f"no handler for job kind {ctx.kind!r}")
-            handler(ctx)
-        except RetryLater as exc:
-            self._release(ctx, exc.delay, str(exc))
+            spec.handler(ctx)
+        except LostClaim:
+            log.warning("job %s %s: its claim was taken over by another run; this run stopped",
+                        ctx.kind, ctx.subject_id)
+            return True
+        except Wait as wait:
+            self._reschedule(ctx, wait.delay, None, progress=True)
             return True
         except Exception as exc:
-            log.exception("job %s %s failed (attempt %d)", ctx.kind, ctx.subject_id, ctx.attempts)
-            if ctx.attempts >= MAX_ATTEMPTS:
-                if give_up is not None:
-                    give_up(ctx.subject_id, f"{type(exc).__name__}: {exc}")
-            else:
-                self._release(ctx, min(2.0**ctx.attempts, 60.0), f"{type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, RetryLater):
+                log.exception("job %s %s failed (attempt %d)", ctx.kind, ctx.subject_id, ctx.attempts)
+            max_attempts = spec.max_attempts if spec is not None else MAX_ATTEMPTS
+            if ctx.attempts < max_attempts:
+                delay = exc.delay if isinstance(exc, RetryLater) else backoff(ctx.attempts)
+                self._reschedule(ctx, delay, reason, progress=False)
                 return True
-        self._finish(ctx, generation)
+            log.error("job %s %s: giving up after %d attempts: %s", ctx.kind, ctx.subject_id, ctx.attempts, reason)
+            if spec is not None and spec.give_up is not None and not ctx.lost:
+                spec.give_up(ctx.subject_id, reason)
+        finally:
+            with self._running_lock:
+                self._running.pop(ctx.token, None)
+        self._finish(ctx)
         return True
 
-    def _release(self, ctx: JobContext, delay: float, reason: str) -> None:
+    def _reschedule(self, ctx: JobContext, delay: float, reason: str | None, *, progress: bool) -> None:
+        """Release the claim; run again after ``delay``, or now if someone asked meanwhile."""
+        values: dict[str, object] = {
+            "owner": None,
+            "lease_until": None,
+            "run_at": case((Job.generation == ctx.generation, db_now(self.dialect, delay)),
+                           else_=db_now(self.dialect)),
+            "last_error": reason[:2000] if reason else None,
+        }
+        if progress:
+            values["attempts"] = 0
         with self.sessions.begin() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == ctx.id)
-                .values(lease_until=None, run_at=utcnow() + timedelta(seconds=delay), last_error=reason[:2000])
-            )
-        if delay <= 0:
+            done = rowcount(s.execute(update(Job).where(Job.id == ctx.id, Job.owner == ctx.token).values(**values)
+                                      .execution_options(synchronize_session=False)))
+        if not done:
+            log.warning("job %s %s: claim lost before its reschedule", ctx.kind, ctx.subject_id)
+        elif delay <= 0:
             self.wake()
 
-    def _finish(self, ctx: JobContext, generation: int) -> None:
+    def _finish(self, ctx: JobContext) -> None:
         with self.sessions.begin() as s:
-            gone = rowcount(s.execute(delete(Job).where(Job.id == ctx.id, Job.generation == generation)))
-            if not gone:  # asked for again while running: run again now
-                s.execute(update(Job).where(Job.id == ctx.id).values(lease_until=None, attempts=0))
-        if not gone:
+            gone = rowcount(s.execute(delete(Job).where(Job.id == ctx.id, Job.owner == ctx.token,
+                                                        Job.generation == ctx.generation)))
+            again = 0 if gone else rowcount(s.execute(  # asked for again while running: run again now
+                update(Job).where(Job.id == ctx.id, Job.owner == ctx.token)
+                .values(owner=None, lease_until=None, attempts=0, run_at=db_now(self.dialect))
+                .execution_options(synchronize_session=False)))
+        if again:
             self.wake()
 
     def drain(self, timeout: float = 30.0) -> None:

@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from jackdaw.dns.base import ConfigError
+from jackdaw.envparse import ConfigError
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "***"
 #: setting names whose values are credentials
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|API_?KEY|ACCESS_KEY$|_AUTH$")
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSPHRASE|PASSWD|TOKEN|PRIVATE|API_?KEY|ACCESS_KEY$|_AUTH$")
 #: shorter values are not redacted (they would blank out unrelated words and numbers)
 MIN_SECRET_LENGTH = 6
 CONTEXT_FIELDS = ("order_id", "account_id")

@@ -77,10 +77,7 @@ class Order(Base):
     csr: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # leg 2 state, stored as soon as known so an interrupted job resumes instead of restarting
-    upstream_order_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    upstream_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    upstream_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # leg 2's progress is an UpstreamOrder row owned by (JobKind.ORDER, order id)
 
     account: Mapped[Account] = relationship()
     authzs: Mapped[list[Authz]] = relationship(back_populates="order", order_by="Authz.position")
@@ -120,6 +117,8 @@ class Challenge(Base):
     validated: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     validation_records: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    #: HTTP-01 attempts made so far (CHALLENGE_RETRIES bounds them)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     authz: Mapped[Authz] = relationship(back_populates="challenges")
 
@@ -141,17 +140,76 @@ class Certificate(Base):
 
 
 class DnsRecord(Base):
-    """A TXT value Jackdaw wrote upstream-side; the row exists until the value is removed."""
+    """A TXT value leg 2 wants served, from the request until the value is removed again.
+
+    Owners (order jobs, the relay certificate) only add rows ("wanted") and mark them
+    "removing"; the zone's own job (upstream.dns01) is the only writer to the DNS provider:
+    it writes what is wanted, checks what was written until every authoritative server serves
+    it, and removes what is no longer wanted, a whole zone's values at a time.
+    """
 
     __tablename__ = "dns_records"
+    __table_args__ = (Index("ix_dns_records_zone_state", "zone", "state"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    #: the subject of the job that wrote it: an order id, or the relay certificate's job subject
+    #: the subject of the job that owns it: an order id, or the relay certificate's job subject
     #: (jackdaw.relaycert), hence no foreign key to orders
     order_id: Mapped[str] = mapped_column(String(32), index=True)
+    #: the owner's job kind (jackdaw.jobs.JobKind), woken when its values are served or failed
+    owner_kind: Mapped[str] = mapped_column(String(32), default="order", server_default="order")
     zone: Mapped[str] = mapped_column(String(255))
     fqdn: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(String(255))
+    #: wanted -> written -> served, or failed; removing until the provider removed it
+    state: Mapped[str] = mapped_column(String(16), default="wanted")
+    #: the owner's run (job claim token) that asked for the value
+    run: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    written: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    served: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: failed provider calls in a row (write or removal)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpstreamAccount(Base):
+    """The deployment's one account at an upstream CA, shared by every instance and worker."""
+
+    __tablename__ = "upstream_accounts"
+    directory_url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    #: PKCS#8 PEM; encrypted with UPSTREAM_KEY_PASSPHRASE when ``key_encrypted``
+    key_pem: Mapped[str] = mapped_column(Text)
+    key_encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: None until registered
+    account_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:  # never the key
+        return f"UpstreamAccount({self.directory_url!r}, {self.account_url!r})"
+
+
+class UpstreamOrder(Base):
+    """Leg 2's progress for one owner (a client order, the relay's certificate): the one
+    sequence in jackdaw.upstream.sequence reads and advances it, a step per job run."""
+
+    __tablename__ = "upstream_orders"
+    __table_args__ = (Index("ix_upstream_orders_owner", "owner_kind", "owner_id", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_kind: Mapped[str] = mapped_column(String(32))
+    owner_id: Mapped[str] = mapped_column(String(64))
+    names: Mapped[list[str]] = mapped_column(JSON)
+    profile: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the ARI certificate id (RFC 9773) of the upstream certificate this order replaces
+    replaces: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    #: the upstream order's status as last seen (RFC 8555 status string)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: the upstream challenges being answered: [{"authz": url, "url": url}]
+    challenges: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    stage_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Job(Base):
@@ -161,9 +219,12 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_kind_subject", "kind", "subject_id", unique=True),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str] = mapped_column(String(64))
+    #: an id, or a zone name for jackdaw.jobs.JobKind.DNS_ZONE
+    subject_id: Mapped[str] = mapped_column(String(255))
     run_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the token of the claim holding the lease; every write of a run is conditional on it
+    owner: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: bumped by every enqueue; a runner deletes the row only if nobody asked again meanwhile
     generation: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,7 +15,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from jackdaw import envparse
-from jackdaw.dns.base import ConfigError
+from jackdaw.envparse import ConfigError
 from jackdaw.logs import parse_log_format
 
 LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
@@ -80,6 +80,22 @@ def _zone_overrides(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], 
     return tuple(sorted(pairs.items(), key=lambda pair: (-len(pair[0]), pair[0])))
 
 
+def _passphrase(env: Mapping[str, str], key: str) -> bytes | None:
+    """``KEY``, or the first line of the file ``KEY_FILE`` names (systemd credentials, secrets)."""
+    value = env.get(key, "").strip()
+    path = env.get(f"{key}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(f"{key}: set either {key} or {key}_FILE, not both")
+    if path:
+        try:
+            value = (Path(path).read_text().splitlines() or [""])[0].strip()
+        except OSError as e:
+            raise ConfigError(f"{key}_FILE: cannot read {path!r}: {e.strerror}") from None
+        if not value:
+            raise ConfigError(f"{key}_FILE: {path!r} is empty")
+    return value.encode() if value else None
+
+
 def _domains(raw: str) -> tuple[str, ...]:
     return tuple(d.strip().lower().rstrip(".") for d in raw.split(",") if d.strip())
 
@@ -127,6 +143,8 @@ class Settings:
     database_url: str = field(default="", repr=False)  # may carry a password
     #: CA bundle (PEM) trusted for the upstream CA, e.g. Pebble's test CA; never "no verification"
     upstream_ca_bundle: str | None = None
+    #: encrypts the upstream account key in the database (jackdaw.upstream.account); None = plain PEM
+    upstream_key_passphrase: bytes | None = field(default=None, repr=False)
     #: "host[:port]" used for HTTP-01 name resolution and DNS lookups; None = system resolver
     dns_resolver: str | None = None
     #: port of the zone's authoritative servers for propagation checks
@@ -153,10 +171,6 @@ class Settings:
     relay_cert_reload_pidfile: Path | None = None
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def upstream_key_path(self) -> Path:
-        return self.data_dir / "upstream-account.key"
 
     @property
     def relay_cert_path(self) -> Path:
@@ -202,6 +216,7 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             upstream_ca_bundle=ca_bundle,
+            upstream_key_passphrase=_passphrase(env, "UPSTREAM_KEY_PASSPHRASE"),
             dns_resolver=env.get("DNS_RESOLVER", "").strip() or None,
             dns_authoritative_port=envparse.integer(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1, maximum=65535),
             dns_propagation_timeout=envparse.number(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),

@@ -69,6 +69,14 @@ http {{
 """
 
 
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 class Nginx(_Process):
     """nginx in the foreground (`daemon off`), master + one worker, with the Jackdaw site."""
 
@@ -118,11 +126,54 @@ class Nginx(_Process):
         return found
 
     def _listening(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.https_port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+        return accepts(self.https_port)
+
+
+class RoundRobin(_Process):
+    """nginx on a loopback port in front of several Jackdaw instances, plain HTTP: the
+    multi-instance set-up of the README (round robin, a POST that cannot reach one instance
+    goes to the next)."""
+
+    name = "nginx"
+
+    def __init__(self, workdir: Path, upstreams: list[str]) -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+        servers = "".join(f"        server {u} max_fails=1 fail_timeout=2s;\n" for u in upstreams)
+        site = f"""\
+    upstream jackdaw {{
+{servers}        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+        client_max_body_size 2m;
+        location / {{
+            proxy_pass http://jackdaw;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 75s;
+            proxy_next_upstream error timeout non_idempotent;
+        }}
+    }}
+"""
+        (self.workdir / "front.conf").write_text(site)
+        self.conf = self.workdir / "nginx.conf"
+        self.conf.write_text(main_conf(self.workdir, self.workdir / "front.conf"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self._spawn([NGINX, "-p", str(self.workdir), "-c", str(self.conf), "-e", str(self.workdir / "error.log")])
+        self._wait_until(self._listening, "listening")
+        return self
+
+    def _listening(self) -> bool:
+        return accepts(self.port)
 
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection):

@@ -361,6 +361,7 @@ class Pebble(_Process):
 
     ``nonce_reject`` is PEBBLE_WFE_NONCEREJECT (percent; Pebble's default chaos is 5).
     ``authz_reuse`` is PEBBLE_AUTHZREUSE (percent); None keeps Pebble's default (50).
+    ``va_sleep`` leaves Pebble's validation sleeps on; ``binary`` picks another Pebble build.
     """
 
     name = "pebble"
@@ -374,8 +375,13 @@ class Pebble(_Process):
         tls_port: int | None = None,
         nonce_reject: int = 0,
         authz_reuse: int | None = None,
+        va_sleep: bool = False,
+        binary: str = PEBBLE,
     ) -> None:
         super().__init__(workdir)
+        #: Pebble's VA sleeps 0-5 s before each validation, as a real CA takes its time
+        self.va_sleep = va_sleep
+        self.binary = binary
         self.dns_port = dns_port
         self.port = free_port()
         self.management_port = free_port()
@@ -419,12 +425,14 @@ class Pebble(_Process):
     def start(self) -> Self:
         cfg = self.workdir / "pebble-config.json"
         cfg.write_text(json.dumps(self.config(*self._write_certificates()), indent=2))
-        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1")
+        env = {k: v for k, v in os.environ.items() if k != "PEBBLE_VA_NOSLEEP"}
+        if not self.va_sleep:
+            env["PEBBLE_VA_NOSLEEP"] = "1"
         env["PEBBLE_WFE_NONCEREJECT"] = str(self.nonce_reject)
         if self.authz_reuse is not None:
             env["PEBBLE_AUTHZREUSE"] = str(self.authz_reuse)
         dnsserver = f"127.0.0.1:{self.dns_port}"
-        self._spawn([PEBBLE, "-config", str(cfg), "-strict=false", "-dnsserver", dnsserver], env)
+        self._spawn([self.binary, "-config", str(cfg), "-strict=false", "-dnsserver", dnsserver], env)
         self._wait_until(self._directory_answers, "serving its directory")
         return self
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+from jackdaw.envparse import ConfigError
 
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the environment variable."""
+__all__ = ["ConfigError", "DNSProvider", "DNSProviderError"]
 
 
 class DNSProviderError(RuntimeError):
@@ -39,3 +39,19 @@ class DNSProvider(ABC):
 
     @abstractmethod
     def cleanup(self, zone: str, fqdn: str, value: str) -> None: ...
+
+    # Batches: a zone's job hands over every value it has at once. Providers whose API can
+    # change several records in one call override these (RFC 2136: one UPDATE message).
+
+    def present_many(self, zone: str, records: Sequence[tuple[str, str]]) -> None:
+        for fqdn, value in records:
+            self.present(zone, fqdn, value)
+
+    def cleanup_many(self, zone: str, records: Sequence[tuple[str, str]]) -> None:
+        for fqdn, value in records:
+            self.cleanup(zone, fqdn, value)
+
+    def pending(self, zone: str, records: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The records whose change the provider still reports as in progress (Route 53's
+        PENDING); one quick call, never a wait. The name servers are probed for the rest."""
+        return set()

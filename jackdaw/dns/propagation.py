@@ -1,15 +1,22 @@
-"""Wait until every authoritative name server serves the TXT values we wrote (lego's precheck).
+"""Does every authoritative name server serve the TXT values we wrote? (lego's precheck)
 
-The upstream CA may ask any of the zone's servers, so a value is "propagated" only when all of
-them answer it. Servers are asked directly (no recursion, no caches in between).
+The upstream CA may ask any of the zone's name servers, so a value is "propagated" only when
+each of them serves it. A name server counts as serving when any one of its addresses that
+answers serves the value: an address that cannot be reached (no route for its family, nothing
+listening) is skipped, so an IPv4-only relay is not held up by the servers' AAAA records. A
+server none of whose addresses answers is *unreachable*, told apart from one that answers
+without the value yet (*lagging*). Servers are asked directly (no recursion, no caches).
+
+``probe`` is one bounded round (every query at once, each with a short timeout): the relay's
+jobs call it once per step and reschedule; only operator tools loop over it
+(jackdaw.ops.dnscheck.wait_for_txt).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.flags
@@ -19,51 +26,50 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from jackdaw.dns.resolver import (
-    DNSLookupError,
-    find_zone,
-    follow_cname,
-    resolve_addresses,
-)
+from jackdaw.dns.resolver import DNSLookupError, find_zone, follow_cname, resolve_addresses
 
-#: seconds one direct query to one server may take before that round counts it as lagging
+#: seconds one direct query to one address may take before this round counts it as silent
 QUERY_TIMEOUT = 1.0
-#: parallel queries per round; a round costs at most about one QUERY_TIMEOUT
+#: queries in flight at once, shared by every probe of the process
 MAX_PARALLEL = 16
+_POOL = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="jackdaw-dns-probe")
 
 
 class PropagationTimeout(DNSLookupError):
     """Some authoritative servers still did not serve a TXT value when time ran out."""
 
-    def __init__(self, fqdn: str, lagging: list[str]) -> None:
+    def __init__(self, fqdn: str, lagging: list[str], unreachable: list[str] | None = None) -> None:
         self.fqdn = fqdn
         self.lagging = lagging
-        super().__init__(f"TXT {fqdn} not yet served by: {', '.join(lagging)}")
+        self.unreachable = unreachable or []
+        parts = []
+        if lagging:
+            parts.append(f"not yet served by: {', '.join(lagging)}")
+        if self.unreachable:
+            parts.append(f"no answer from any address of: {', '.join(self.unreachable)}")
+        super().__init__(f"TXT {fqdn} {'; '.join(parts)}")
 
 
 @dataclass(frozen=True, order=True)
-class Server:
-    """One address of one NS host; the unit that must serve the value."""
+class NameServer:
+    """One NS host of a zone with all its addresses (v4 and v6); the unit that must serve."""
 
     host: str
-    address: str
+    addresses: tuple[str, ...]
 
     @property
     def label(self) -> str:
-        return f"{self.host}@{self.address}"
+        return self.host
 
 
-def authoritative_servers(zone: str, resolver: dns.resolver.Resolver) -> list[Server]:
-    """Every address (v4 and v6) of every NS of ``zone``, one entry per address."""
+def authoritative_servers(zone: str, resolver: dns.resolver.Resolver) -> list[NameServer]:
+    """Every NS host of ``zone`` with its addresses."""
     try:
         answer = resolver.resolve(zone, dns.rdatatype.NS)
     except dns.exception.DNSException as e:
         raise DNSLookupError(f"{zone}: cannot list its name servers: {e}") from e
-    servers: dict[str, Server] = {}
-    for host in sorted(rdata.target.to_text(omit_final_dot=True) for rdata in answer):
-        for address in resolve_addresses(host, resolver):
-            servers.setdefault(address, Server(host, address))  # shared address: ask once
-    return sorted(servers.values())
+    hosts = sorted({rdata.target.to_text(omit_final_dot=True).lower() for rdata in answer})
+    return [NameServer(host, tuple(resolve_addresses(host, resolver))) for host in hosts]
 
 
 def txt_query(fqdn: str) -> dns.message.Message:
@@ -84,90 +90,86 @@ def txt_values(response: dns.message.Message) -> set[str]:
     }
 
 
-def served_values(fqdn: str, address: str, port: int, timeout: float) -> set[str]:
-    """What ``address`` serves at ``fqdn`` now; an unreachable server serves nothing."""
+def served_values(fqdn: str, address: str, port: int, timeout: float) -> set[str] | None:
+    """What ``address`` serves at ``fqdn`` now; None when it does not answer (no route for the
+    address family, refused, timed out)."""
     try:
         response, _ = dns.query.udp_with_fallback(txt_query(fqdn), address, timeout=timeout, port=port)
     except (dns.exception.DNSException, OSError):
-        return set()
+        return None
     return txt_values(response)
 
 
 @dataclass
-class Pending:
-    """What one server still has to serve at one name."""
+class Probe:
+    """One round's verdict on a set of (fqdn, value) records."""
 
-    fqdn: str
-    server: Server
-    values: set[str]
+    #: records every name server of their zone serves
+    served: set[tuple[str, str]] = field(default_factory=set)
+    #: fqdn -> name servers that answered without (all of) its values
+    lagging: dict[str, list[str]] = field(default_factory=dict)
+    #: fqdn -> name servers none of whose addresses answered
+    unreachable: dict[str, list[str]] = field(default_factory=dict)
+    #: name server label -> True once it served everything asked of it this round
+    complete: dict[str, bool] = field(default_factory=dict)
+
+    def timeout(self) -> PropagationTimeout:
+        """The error for the first record not served everywhere."""
+        return self.timeout_for(min([*self.lagging, *self.unreachable]))
+
+    def timeout_for(self, fqdn: str) -> PropagationTimeout:
+        return PropagationTimeout(fqdn, sorted(self.lagging.get(fqdn, [])), sorted(self.unreachable.get(fqdn, [])))
+
+
+def probe(records: Iterable[tuple[str, str]], servers: Mapping[str, list[NameServer]], *, port: int = 53,
+          timeout: float = QUERY_TIMEOUT) -> Probe:
+    """Ask every address of every name server of each record's name once, all at once.
+
+    ``servers`` maps each record name to its zone's name servers. ``port`` exists for test beds
+    whose servers do not listen on 53."""
+    wanted: dict[str, set[str]] = {}
+    for fqdn, value in records:
+        wanted.setdefault(fqdn, set()).add(value)
+    queries = [(fqdn, ns, address) for fqdn in wanted for ns in servers[fqdn] for address in ns.addresses]
+    answers = list(_POOL.map(lambda q: served_values(q[0], q[2], port, timeout), queries))
+    seen: dict[tuple[str, NameServer], set[str] | None] = {}
+    for (fqdn, ns, _), answer in zip(queries, answers, strict=True):
+        key = (fqdn, ns)
+        if answer is not None:
+            seen[key] = (seen.get(key) or set()) | answer
+        else:
+            seen.setdefault(key, None)
+    result = Probe()
+    for fqdn, values in wanted.items():
+        missing: set[str] = set()
+        for ns in servers[fqdn]:
+            got = seen.get((fqdn, ns))
+            ok = got is not None and values <= got
+            result.complete[ns.label] = result.complete.get(ns.label, True) and ok
+            if got is None:
+                result.unreachable.setdefault(fqdn, []).append(ns.label)
+                missing |= values
+            elif not ok:
+                result.lagging.setdefault(fqdn, []).append(ns.label)
+                missing |= values - got
+        result.served |= {(fqdn, v) for v in values - missing}
+    return result
 
 
 def plan(records: Iterable[tuple[str, str]], resolver: dns.resolver.Resolver,
-         zones_of: Mapping[str, str] | None = None) -> list[Pending]:
-    """Group records by (effective name, server) so each round asks each pair once.
+         zones_of: Mapping[str, str] | None = None) -> tuple[list[tuple[str, str]], dict[str, list[NameServer]]]:
+    """Records at the end of their CNAME chains, and each one's name servers.
 
     ``zones_of`` maps a record name to its zone when the caller already knows it (the zone the
     provider wrote to, e.g. from DNS_ZONE_OVERRIDES); other names are found by SOA lookup."""
-    zones: dict[str, list[Server]] = {}
-    grouped: dict[tuple[str, Server], set[str]] = {}
+    zones: dict[str, list[NameServer]] = {}
+    placed: list[tuple[str, str]] = []
+    servers: dict[str, list[NameServer]] = {}
     for fqdn, value in records:
         name = follow_cname(fqdn, resolver)  # the value lives at the end of the chain
         zone = (zones_of or {}).get(name) or find_zone(name, resolver)
         if zone not in zones:
             zones[zone] = authoritative_servers(zone, resolver)
-        for server in zones[zone]:
-            grouped.setdefault((name, server), set()).add(value)
-    return [Pending(name, server, values) for (name, server), values in grouped.items()]
-
-
-def lagging_error(pending: list[Pending]) -> PropagationTimeout:
-    first = min(p.fqdn for p in pending)
-    return PropagationTimeout(first, sorted(p.server.label for p in pending if p.fqdn == first))
-
-
-def wait_for_txt(
-    records: list[tuple[str, str]],
-    resolver: dns.resolver.Resolver,
-    *,
-    timeout: float,
-    interval: float,
-    ns_port: int = 53,
-    query_timeout: float = QUERY_TIMEOUT,
-    zones_of: Mapping[str, str] | None = None,
-) -> dict[str, float]:
-    """Poll all authoritative servers of all records until each serves its values.
-
-    Returns seconds from the start until each server ("ns-host@address") served everything
-    asked of it. Raises PropagationTimeout naming a lagging record and its lagging servers.
-    ``ns_port`` exists for test beds whose servers do not listen on 53.
-    """
-    start = time.monotonic()
-    deadline = start + timeout
-    pending = plan(records, resolver, zones_of)
-    first_served: dict[str, float] = {p.server.label: 0.0 for p in pending}
-    if not pending:
-        return first_served
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(pending))) as pool:
-        while True:
-            answers = list(
-                pool.map(
-                    lambda p: served_values(p.fqdn, p.server.address, ns_port, query_timeout),
-                    pending,
-                )
-            )
-            elapsed = time.monotonic() - start
-            still: list[Pending] = []
-            for item, values in zip(pending, answers, strict=True):
-                item.values -= values
-                if item.values:
-                    still.append(item)
-                else:
-                    label = item.server.label
-                    first_served[label] = max(first_served[label], elapsed)
-            pending = still
-            if not pending:
-                return first_served
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise lagging_error(pending)
-            time.sleep(min(interval, remaining))
+        servers[name] = zones[zone]
+        placed.append((name, value))
+    return placed, servers

@@ -14,12 +14,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw.db import rowcount
-from jackdaw.jobs import JobQueue
+from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.models import Job, Order, utcnow
 from jackdaw.ops.queries import DnsRecordView, JobView, NotFound, job_view, order_dns_records, order_jobs
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
-from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
+from jackdaw.upstream.sequence import failed_upstream, reset_upstream_order
 
 CANCEL_DETAIL = "cancelled by the operator"
 
@@ -74,13 +74,11 @@ def retry_order(sessions: sessionmaker[Session], queue: JobQueue, order_id: str)
         new_upstream = False
         if order.status == Status.PROCESSING:
             pass
-        elif order.status == Status.READY and order.upstream_error is not None:
+        elif order.status == Status.READY and failed_upstream(s, order.id):
             if order.expires <= now:
                 raise Refused(f"order {order.id} expired at {order.expires:%Y-%m-%d %H:%M:%S}Z before it was "
                               f"finalized; the client has to place a new order")
-            order.upstream_order_url = None
-            order.upstream_status = None
-            order.upstream_error = None
+            reset_upstream_order(s, queue, JobKind.ORDER, order.id)
             order.updated = now
             new_upstream = True
         elif order.status == Status.READY:
@@ -91,12 +89,12 @@ def retry_order(sessions: sessionmaker[Session], queue: JobQueue, order_id: str)
                           f"nothing to retry")
         else:
             raise Refused(f"order {order.id} is {order.status}: a final state, nothing to retry")
-        before = s.scalars(select(Job).where(Job.kind == JOB_ORDER, Job.subject_id == order.id)).first()
+        before = s.scalars(select(Job).where(Job.kind == JobKind.ORDER, Job.subject_id == order.id)).first()
         was_running = before is not None and before.lease_until is not None and before.lease_until > now
-        queue.enqueue(s, JOB_ORDER, order.id)
-        s.execute(update(Job).where(Job.kind == JOB_ORDER, Job.subject_id == order.id).values(attempts=0)
+        queue.enqueue(s, JobKind.ORDER, order.id)
+        s.execute(update(Job).where(Job.kind == JobKind.ORDER, Job.subject_id == order.id).values(attempts=0)
                   .execution_options(synchronize_session=False))
-        job = s.scalars(select(Job).where(Job.kind == JOB_ORDER, Job.subject_id == order.id)
+        job = s.scalars(select(Job).where(Job.kind == JobKind.ORDER, Job.subject_id == order.id)
                         .execution_options(populate_existing=True)).one()
         return RetryResult(order.id, order.status, new_upstream, job_view(job), was_running)
 
@@ -122,8 +120,8 @@ def cancel_order(sessions: sessionmaker[Session], order_id: str) -> CancelResult
             if authz.status == Status.PENDING:
                 authz.status = Status.INVALID
         order.fail(problem.to_json())
-        jobs = [j for j in order_jobs(s, order) if j.kind in (JOB_ORDER, JOB_VALIDATE)]
-        was_running = any(j.kind == JOB_ORDER and j.lease_until is not None and j.lease_until > now for j in jobs)
+        jobs = [j for j in order_jobs(s, order) if j.kind in (JobKind.ORDER, JobKind.VALIDATE)]
+        was_running = any(j.kind == JobKind.ORDER and j.lease_until is not None and j.lease_until > now for j in jobs)
         deleted = 0
         if jobs:
             deleted = rowcount(s.execute(delete(Job).where(Job.id.in_([j.id for j in jobs]))

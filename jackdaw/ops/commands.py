@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw.dns.base import ConfigError
+from jackdaw.envparse import ConfigError
 from jackdaw.ops import actions, queries, render
 from jackdaw.ops.config import effective_config, mask_url
 from jackdaw.settings import Settings

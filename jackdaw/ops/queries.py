@@ -12,9 +12,8 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from jackdaw.models import Account, Authz, Certificate, DnsRecord, Job, Order, utcnow
-from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
-from jackdaw.ra.revocation import JOB_REVOKE
+from jackdaw.jobs import JobKind
+from jackdaw.models import Account, Authz, Certificate, DnsRecord, Job, Order, UpstreamOrder, utcnow
 
 
 class NotFound(LookupError):
@@ -116,6 +115,8 @@ class OrderDetail:
     csr_present: bool
     upstream_order_url: str | None
     upstream_status: str | None
+    #: where leg 2 stands (jackdaw.upstream.sequence.Stage), None before it started
+    upstream_stage: str | None
     upstream_error: dict[str, Any] | None
     authorizations: list[AuthzView]
     certificate: CertificateView | None
@@ -146,7 +147,8 @@ def list_accounts(sessions: sessionmaker[Session]) -> list[AccountView]:
 def list_orders(sessions: sessionmaker[Session], status: str | None = None, name: str | None = None,
                 limit: int | None = None) -> list[OrderSummary]:
     """Orders newest first; ``name`` matches a substring of any identifier (case-insensitive)."""
-    q = select(Order).order_by(Order.created.desc(), Order.id)
+    q = (select(Order, UpstreamOrder.status).outerjoin(UpstreamOrder, _leg2_of_order())
+         .order_by(Order.created.desc(), Order.id))
     if status:
         q = q.where(Order.status == status)
     if name:
@@ -157,9 +159,13 @@ def list_orders(sessions: sessionmaker[Session], status: str | None = None, name
         q = q.limit(limit)
     with sessions() as s:
         return [
-            OrderSummary(o.id, o.account_id, o.status, list(o.identifiers), o.created, o.updated, o.upstream_status)
-            for o in s.scalars(q)
+            OrderSummary(o.id, o.account_id, o.status, list(o.identifiers), o.created, o.updated, upstream)
+            for o, upstream in s.execute(q)
         ]
+
+
+def _leg2_of_order() -> Any:
+    return (UpstreamOrder.owner_kind == JobKind.ORDER) & (UpstreamOrder.owner_id == Order.id)
 
 
 def _certificate_view(cert: Certificate, order: Order, now: datetime) -> CertificateView:
@@ -188,11 +194,11 @@ def job_view(job: Job) -> JobView:
 def order_jobs(session: Session, order: Order) -> list[Job]:
     """Job rows about this order: its upstream job, its challenges' validations, its revocation."""
     challenge_ids = [c.id for a in order.authzs for c in a.challenges]
-    conditions = [(Job.kind == JOB_ORDER) & (Job.subject_id == order.id)]
+    conditions = [(Job.kind == JobKind.ORDER) & (Job.subject_id == order.id)]
     if challenge_ids:
-        conditions.append((Job.kind == JOB_VALIDATE) & Job.subject_id.in_(challenge_ids))
+        conditions.append((Job.kind == JobKind.VALIDATE) & Job.subject_id.in_(challenge_ids))
     if order.certificate is not None:
-        conditions.append((Job.kind == JOB_REVOKE) & (Job.subject_id == order.certificate.id))
+        conditions.append((Job.kind == JobKind.REVOKE) & (Job.subject_id == order.certificate.id))
     return list(session.scalars(select(Job).where(or_(*conditions)).order_by(Job.id)))
 
 
@@ -218,11 +224,14 @@ def order_detail(sessions: sessionmaker[Session], order_id: str, now: datetime |
             for a in order.authzs
         ]
         cert = order.certificate
+        leg2 = s.scalars(select(UpstreamOrder).where(UpstreamOrder.owner_kind == JobKind.ORDER,
+                                                     UpstreamOrder.owner_id == order.id)).first()
         return OrderDetail(
             id=order.id, account_id=order.account_id, status=order.status, identifiers=list(order.identifiers),
             created=order.created, updated=order.updated, expires=order.expires, error=order.error,
-            csr_present=order.csr is not None, upstream_order_url=order.upstream_order_url,
-            upstream_status=order.upstream_status, upstream_error=order.upstream_error, authorizations=authzs,
+            csr_present=order.csr is not None, upstream_order_url=leg2.url if leg2 else None,
+            upstream_status=leg2.status if leg2 else None, upstream_stage=leg2.stage if leg2 else None,
+            upstream_error=leg2.error if leg2 else None, authorizations=authzs,
             certificate=_certificate_view(cert, order, now) if cert is not None else None,
             jobs=[job_view(j) for j in order_jobs(s, order)],
             dns_records=[DnsRecordView(r.id, r.zone, r.fqdn, r.value, r.created)

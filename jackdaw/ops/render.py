@@ -142,6 +142,7 @@ def order_text(o: OrderDetail, now: datetime) -> str:
     lines += _fields([
         ("order url", o.upstream_order_url or "-"),
         ("status", o.upstream_status or "-"),
+        ("stage", o.upstream_stage or "-"),
         ("error", problem(o.upstream_error)),
     ], "  ")
     lines.append("certificate")

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from jackdaw.db import rowcount
-from jackdaw.jobs import JobQueue
+from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.models import Account, Authz, Challenge, Order, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import CHALLENGE_HTTP01, Status
@@ -20,9 +20,6 @@ from jackdaw.ra.policy import check_identifiers
 
 ORDER_LIFETIME = timedelta(days=7)
 AUTHZ_LIFETIME = timedelta(days=7)
-
-JOB_VALIDATE = "validate"
-JOB_ORDER = "order"
 
 
 def new_order(session: Session, account: Account, payload: dict[str, Any], allowed_domains: tuple[str, ...],
@@ -74,7 +71,7 @@ def respond_to_challenge(session: Session, queue: JobQueue, challenge: Challenge
         .execution_options(synchronize_session=False)
     ))
     if started:
-        queue.enqueue(session, JOB_VALIDATE, challenge.id)
+        queue.enqueue(session, JobKind.VALIDATE, challenge.id)
     session.refresh(challenge)
 
 
@@ -92,7 +89,7 @@ def finalize(session: Session, queue: JobQueue, order: Order, account: Account, 
     ))
     if not started:
         raise problems.OrderNotReady("order is already being finalized")
-    queue.enqueue(session, JOB_ORDER, order.id)
+    queue.enqueue(session, JobKind.ORDER, order.id)
     session.refresh(order)
 
 

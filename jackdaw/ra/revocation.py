@@ -10,11 +10,10 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jackdaw.jobs import JobQueue
+from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.models import Account, Certificate, utcnow
 from jackdaw.protocol import problems
 
-JOB_REVOKE = "revoke"
 #: reasons a subscriber may give (RFC 5280 §5.3.1), as Boulder allows them
 REASONS = {0: "unspecified", 1: "keyCompromise", 3: "affiliationChanged", 4: "superseded",
            5: "cessationOfOperation"}
@@ -64,4 +63,4 @@ def revoke(session: Session, queue: JobQueue, stored: Certificate, reason: int) 
         raise problems.AlreadyRevoked("the certificate is already revoked")
     stored.revoked = utcnow()
     stored.revocation_reason = reason
-    queue.enqueue(session, JOB_REVOKE, stored.id)
+    queue.enqueue(session, JobKind.REVOKE, stored.id)

@@ -1,4 +1,7 @@
-"""The `validate` job: run the relay's HTTP-01 check, then move challenge, authz and order."""
+"""The `validate` job: run the relay's HTTP-01 check, then move challenge, authz and order.
+
+One attempt per run; a failed attempt with CHALLENGE_RETRIES left is tried again after
+CHALLENGE_RETRY_DELAY by rescheduling, not by sleeping in the job thread."""
 
 from __future__ import annotations
 
@@ -10,12 +13,11 @@ from acme import challenges
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics
-from jackdaw.jobs import JobContext, JobQueue
+from jackdaw.jobs import JobContext, JobKind, JobQueue, Wait
 from jackdaw.models import Challenge, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.jws import load_jwk
-from jackdaw.ra.orders import JOB_ORDER
 from jackdaw.va.http01 import HTTP01Validator
 
 log = logging.getLogger(__name__)
@@ -43,29 +45,39 @@ class ValidationJob:
             chall = s.get(Challenge, ctx.subject_id, with_for_update=True)
             if chall is None or chall.status != Status.PROCESSING:
                 return
+            chall.tries += 1
             chall.validation_records = result.records
-            authz = chall.authz
-            order = authz.order
-            if result.problem is None:
-                chall.status = Status.VALID
-                chall.validated = utcnow()
-                authz.status = Status.VALID
-                if order.status == Status.PENDING and all(a.status == Status.VALID for a in order.authzs):
-                    order.status = Status.READY
-                    order.updated = utcnow()
-                    # Leg 2 starts now, while the client is still on its way to finalize.
-                    self.queue.enqueue(s, JOB_ORDER, order.id)
-                log.info("validated %s for order %s", name, order.id,
-                         extra={"order_id": order.id, "account_id": order.account_id})
+            retry = result.problem is not None and chall.tries < self.validator.retries
+            if retry:
+                tries = chall.tries
             else:
-                chall.status = Status.INVALID
-                chall.error = result.problem.to_json()
-                authz.status = Status.INVALID
-                order.fail(result.problem.to_json())
-                log.info("validation of %s failed for order %s: %s", name, order.id, result.problem.detail,
-                         extra={"order_id": order.id, "account_id": order.account_id})
+                self._decide(s, chall, name, result.problem)
+        if retry:
+            assert result.problem is not None
+            raise Wait(f"HTTP-01 attempt {tries} failed: {result.problem.detail}", self.validator.retry_delay)
         # counted once the outcome is stored (a challenge answered meanwhile returned above)
         metrics.VALIDATIONS.labels(outcome="valid" if result.problem is None else result.problem.code).inc()
+
+    def _decide(self, s: Session, chall: Challenge, name: str, problem: problems.AcmeProblem | None) -> None:
+        authz = chall.authz
+        order = authz.order
+        extra = {"order_id": order.id, "account_id": order.account_id}
+        if problem is None:
+            chall.status = Status.VALID
+            chall.validated = utcnow()
+            authz.status = Status.VALID
+            if order.status == Status.PENDING and all(a.status == Status.VALID for a in order.authzs):
+                order.status = Status.READY
+                order.updated = utcnow()
+                # Leg 2 starts now, while the client is still on its way to finalize.
+                self.queue.enqueue(s, JobKind.ORDER, order.id)
+            log.info("validated %s for order %s", name, order.id, extra=extra)
+        else:
+            chall.status = Status.INVALID
+            chall.error = problem.to_json()
+            authz.status = Status.INVALID
+            order.fail(problem.to_json())
+            log.info("validation of %s failed for order %s: %s", name, order.id, problem.detail, extra=extra)
 
     def give_up(self, challenge_id: str, reason: str) -> None:
         with self.sessions.begin() as s:

@@ -10,7 +10,7 @@ Failures are retried with back-off while the old certificate keeps being served.
 """
 
 from jackdaw.relaycert.files import CertStatus, CertStore
-from jackdaw.relaycert.job import JOB_RELAY_CERT, JobState, RelayCertificate, RelayCertJob, reload_server, standalone
+from jackdaw.relaycert.job import JobState, RelayCertificate, RelayCertJob, reload_server, standalone
 
-__all__ = ["JOB_RELAY_CERT", "CertStatus", "CertStore", "JobState", "RelayCertJob", "RelayCertificate",
+__all__ = ["CertStatus", "CertStore", "JobState", "RelayCertJob", "RelayCertificate",
            "reload_server", "standalone"]

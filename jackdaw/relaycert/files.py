@@ -166,6 +166,11 @@ class CertStore:
         return self.directory / PRIVKEY
 
     @property
+    def pending_key(self) -> Path:
+        """The key of a renewal in flight: its CSR went upstream, its certificate has not come."""
+        return self.directory / ".privkey.pending.pem"
+
+    @property
     def force_marker(self) -> Path:
         return self.directory / ".force-renew"
 
@@ -231,6 +236,29 @@ class CertStore:
     def _write(self, privkey_pem: bytes, fullchain_pem: bytes) -> None:
         atomic_write(self.privkey, privkey_pem, 0o600)
         atomic_write(self.fullchain, fullchain_pem, 0o644)
+
+    def renewal_key(self) -> bytes:
+        """The pending renewal's key, made now if there is none (mode 0600 from the start)."""
+        with self.locked():
+            try:
+                return self.pending_key.read_bytes()
+            except FileNotFoundError:
+                pem = key_pem(new_key())
+                atomic_write(self.pending_key, pem, 0o600)
+                return pem
+
+    def renewal_csr(self) -> x509.CertificateSigningRequest:
+        key = serialization.load_pem_private_key(self.renewal_key(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return make_csr(key, self.domain)
+
+    def install_renewal(self, fullchain_pem: bytes) -> None:
+        """Install the chain issued for the pending key, and that key with it."""
+        self.install(self.pending_key.read_bytes(), fullchain_pem)
+        self.pending_key.unlink(missing_ok=True)
+
+    def drop_renewal(self) -> None:
+        self.pending_key.unlink(missing_ok=True)
 
     # -- markers ---------------------------------------------------------------------------
 

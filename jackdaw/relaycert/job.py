@@ -17,35 +17,28 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 
-import requests
-from acme import client as acme_client
-from acme import messages
 from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics
 from jackdaw.db import make_engine, make_sessionmaker
-from jackdaw.dns.base import DNSProviderError
-from jackdaw.dns.propagation import PropagationTimeout
-from jackdaw.jobs import JobContext, JobQueue, RetryLater
+from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
 from jackdaw.models import Job, utcnow
 from jackdaw.protocol import problems
-from jackdaw.relaycert.files import CertStatus, CertStore, dns_names, key_pem, make_csr, matches, new_key
+from jackdaw.relaycert.files import CertStatus, CertStore, dns_names, matches
 from jackdaw.settings import Settings
-from jackdaw.upstream import issuer
-from jackdaw.upstream.account import UpstreamAccount
-from jackdaw.upstream.dns01 import TXT_OWNER_JOB_KINDS, DNS01Solver
+from jackdaw.upstream.sequence import Failed, Issued, Leg2, Stage
 
 log = logging.getLogger(__name__)
 
-JOB_RELAY_CERT = "relay_cert"
-assert JOB_RELAY_CERT in TXT_OWNER_JOB_KINDS  # its TXT values must not be swept as orphans
 #: first retry after a failure, doubling up to RETRY_MAX (Let's Encrypt allows 5 failed
 #: validations per name and hour: this stays well below)
 RETRY_BASE = 60.0
 RETRY_MAX = 3600.0
 RELOAD_TIMEOUT = 60.0
+#: failed runs before the job gives up until the next periodic check (about 7 h of back-off)
+MAX_ATTEMPTS = 12
 
 
 def job_subject(domain: str) -> str:
@@ -82,25 +75,23 @@ def reload_server(settings: Settings) -> None:
 
 @dataclass
 class RelayCertJob:
-    """The job handler: placeholder, renewal when due or forced, then the reload."""
+    """The job handler: placeholder, renewal when due or forced (leg 2's one sequence, a step
+    per run), then the reload."""
 
     settings: Settings
     store: CertStore
-    upstream: UpstreamAccount
-    dns01: DNS01Solver
+    leg2: Leg2
 
     def __call__(self, ctx: JobContext) -> None:
         if not self.settings.relay_cert_enabled:
             return
         self.store.ensure_placeholder()
-        self.dns01.cleanup(ctx.subject_id)  # a previous attempt may have died with TXT values out
         force = self.store.force_token()
         reason = "renewal forced" if force is not None else self.store.status().renewal_reason(
             self.settings.relay_cert_renew_days)
         try:
             if reason is not None:
-                log.info("relay certificate for %s: %s; obtaining a new one", self.store.domain, reason)
-                self._renew(ctx)
+                self._renew(ctx, reason)
                 metrics.RELAY_CERT_RENEWALS.inc()
                 if force is not None:
                     self.store.clear_force(force)
@@ -108,18 +99,10 @@ class RelayCertJob:
                 reload_server(self.settings)
                 self.store.reloaded()
                 log.info("relay certificate: TLS server reloaded")
-        except messages.Error as error:
-            if error.code == "accountDoesNotExist":
-                self.upstream.forget()
-                raise RetryLater("upstream account unknown; registering again", 0) from error
-            self._retry(ctx, f"upstream CA: {error.code}: {error.detail or error.description}", error)
-        except issuer.UpstreamFailed as failed:
-            self._retry(ctx, str(failed.problem.detail), failed)
-        except (requests.RequestException, DNSProviderError, PropagationTimeout, ReloadFailed, OSError) as exc:
+        except RetryLater as exc:  # leg 2's transient trouble, on this job's slower back-off
+            self._retry(ctx, str(exc), exc)
+        except (ReloadFailed, OSError) as exc:
             self._retry(ctx, f"{type(exc).__name__}: {exc}", exc)
-        finally:
-            if not self.dns01.cleanup(ctx.subject_id):
-                log.warning("relay certificate: TXT clean-up incomplete, rows kept for retry")
 
     def _retry(self, ctx: JobContext, reason: str, cause: BaseException) -> None:
         metrics.RELAY_CERT_FAILURES.inc()
@@ -128,32 +111,36 @@ class RelayCertJob:
                     "place, next try in %.0f s", self.store.domain, ctx.attempts, reason, delay)
         raise RetryLater(reason, delay) from cause
 
-    def _renew(self, ctx: JobContext) -> None:
-        """A new key, an upstream order with DNS-01, finalize, install: the key never leaves here."""
+    def _renew(self, ctx: JobContext, reason: str) -> None:
+        """A new key (kept in RELAY_CERT_DIR until its certificate comes), an upstream order with
+        DNS-01, finalize, install: the key never leaves here."""
         domain = self.store.domain
-        key = new_key()
-        client: acme_client.ClientV2 = self.upstream.client()
-        url = issuer.new_order(client, [domain])
-        log.info("relay certificate: upstream order %s", url)
-        body = issuer.fetch_order(client, url)
-        if body.status == messages.STATUS_PENDING:
-            issuer.authorize(ctx, client, body, self.dns01)
-            body = issuer.fetch_order(client, url)
-        if body.status == messages.STATUS_INVALID:
-            raise issuer.UpstreamFailed(issuer.order_problem(body, "invalidated the order"))
-        if body.status == messages.STATUS_READY:
-            issuer.finalize(client, body, make_csr(key, domain))
-        body = issuer.poll_order(ctx, client, url)
-        assert body.certificate is not None
-        chain = issuer.post_as_get(client, body.certificate).text.strip() + "\n"
+        state = self.leg2.state(ctx.kind, ctx.subject_id)
+        if state is None or state.stage in (Stage.DONE, Stage.FAILED):
+            with self.leg2.sessions.begin() as s:  # a new renewal: a new upstream order
+                self.leg2.reset(s, ctx.kind, ctx.subject_id)
+            self.store.drop_renewal()
+            log.info("relay certificate for %s: %s; obtaining a new one", domain, reason)
+        outcome = self.leg2.advance(ctx, [domain], self.store.renewal_csr)
+        if isinstance(outcome, Failed):
+            raise RetryLater(outcome.problem.detail, 0)
+        assert isinstance(outcome, Issued)
+        chain = outcome.chain.strip() + "\n"
         leaf = x509.load_pem_x509_certificates(chain.encode())[0]
-        private = key_pem(key)
-        if not matches(leaf, private) or domain not in dns_names(leaf):
-            raise issuer.UpstreamFailed(problems.ServerInternal(
-                "the upstream CA returned a certificate for another key or name"))
-        self.store.install(private, chain.encode())
+        if not matches(leaf, self.store.renewal_key()) or domain not in dns_names(leaf):
+            self.store.drop_renewal()
+            with self.leg2.sessions.begin() as s:
+                self.leg2.reset(s, ctx.kind, ctx.subject_id)
+            raise RetryLater("the upstream CA returned a certificate for another key or name", 0)
+        self.store.install_renewal(chain.encode())
+        with self.leg2.sessions.begin() as s:
+            self.leg2.finish(s, ctx.kind, ctx.subject_id)
         log.info("relay certificate for %s installed: serial %x, valid until %s", domain, leaf.serial_number,
                  leaf.not_valid_after_utc.isoformat())
+
+    def give_up(self, subject: str, reason: str) -> None:
+        self.leg2.abandon(JobKind.RELAY_CERT, subject, problems.ServerInternal(reason))
+        log.error("relay certificate for %s: giving up until the next check (%s)", self.store.domain, reason)
 
 
 @dataclass
@@ -201,7 +188,7 @@ class RelayCertificate:
 
     def job(self) -> JobState | None:
         with self.sessions() as s:
-            row = s.scalars(select(Job).where(Job.kind == JOB_RELAY_CERT, Job.subject_id == self.subject)).first()
+            row = s.scalars(select(Job).where(Job.kind == JobKind.RELAY_CERT, Job.subject_id == self.subject)).first()
             if row is None:
                 return None
             running = row.lease_until is not None and row.lease_until > utcnow()
@@ -209,7 +196,7 @@ class RelayCertificate:
 
     def _enqueue(self) -> None:
         with self.sessions.begin() as s:
-            self.queue.enqueue(s, JOB_RELAY_CERT, self.subject)
+            self.queue.enqueue(s, JobKind.RELAY_CERT, self.subject)
 
 
 def standalone(settings: Settings) -> RelayCertificate:

@@ -1,15 +1,26 @@
-"""Leg 2's single shared upstream account, registered lazily and kept on disk.
+"""Leg 2's one upstream account per deployment, kept in the database per directory URL.
 
-The key is a P-256 key in DATA_DIR (mode 0600); the account URL per directory sits beside it.
-A file lock makes gunicorn workers that start together register one account, not several.
+Every instance and worker uses the same key and account URL (rows of ``upstream_accounts``),
+so an upstream order made by one instance can be finished, revoked or replaced by any other.
+
+- The key row is created first (INSERT, first writer wins) and everyone reads the winner's key
+  back; registration then runs under a database lock (PostgreSQL advisory lock; SQLite, a file
+  on one host: a lock file beside it), so exactly one instance registers. A second newAccount
+  with the same key would only find the same account (RFC 8555 §7.3.1) anyway.
+- An existing ``DATA_DIR/upstream-account.key`` (and its recorded URL) from a version that kept
+  the account on disk is imported once, when the database has no key for the directory yet:
+  upgrading keeps the same upstream account, and its rate limits and certificates.
+- At rest the key is a PKCS#8 PEM in the database, protected by the database's own access
+  control; with UPSTREAM_KEY_PASSPHRASE set it is encrypted with it (a plain key already stored
+  is encrypted at the next start). The key is never logged.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +33,21 @@ from acme import errors as acme_errors
 from acme import messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import __version__
+from jackdaw.envparse import ConfigError
+from jackdaw.models import UpstreamAccount as AccountRow
 from jackdaw.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BAD_NONCE_RETRIES = 10
+#: the files a version before the database-held account kept in DATA_DIR
+LEGACY_KEY_FILE = "upstream-account.key"
+LEGACY_ACCOUNTS_FILE = "upstream-account.json"
 
 
 class PatientNetwork(acme_client.ClientNetwork):
@@ -44,9 +63,53 @@ class PatientNetwork(acme_client.ClientNetwork):
         raise AssertionError("unreachable")
 
 
+def new_key_pem() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _seal(pem: bytes, passphrase: bytes | None) -> bytes:
+    """The key as stored: PKCS#8, encrypted when a passphrase is configured."""
+    if passphrase is None:
+        return pem
+    key = serialization.load_pem_private_key(pem, password=None)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.BestAvailableEncryption(passphrase))
+
+
+def _open(row: AccountRow, passphrase: bytes | None) -> jose.JWK:
+    if row.key_encrypted and passphrase is None:
+        raise ConfigError("UPSTREAM_KEY_PASSPHRASE: the upstream account key in the database is encrypted; "
+                          "set the passphrase it was stored with")
+    try:
+        key = serialization.load_pem_private_key(row.key_pem.encode(), password=passphrase if row.key_encrypted
+                                                 else None)
+    except ValueError:
+        raise ConfigError("UPSTREAM_KEY_PASSPHRASE: cannot decrypt the upstream account key in the database "
+                          "with this passphrase") from None
+    return jose.JWK.load(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+
+def _legacy(settings: Settings) -> tuple[bytes, str | None] | None:
+    """The key (and account URL for LE_DIRECTORY) an older version left in DATA_DIR."""
+    key_file = settings.data_dir / LEGACY_KEY_FILE
+    try:
+        pem = key_file.read_bytes()
+    except OSError:
+        return None
+    try:
+        urls = json.loads((settings.data_dir / LEGACY_ACCOUNTS_FILE).read_text())
+    except (OSError, ValueError):
+        urls = {}
+    url = urls.get(settings.le_directory) if isinstance(urls, dict) else None
+    return pem, str(url) if url else None
+
+
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path` (created if missing), across threads and processes."""
+    """An exclusive flock on ``path`` (created if missing), across threads and processes."""
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -55,36 +118,18 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def load_or_create_key(path: Path) -> jose.JWK:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pem = path.read_bytes()
-        return jose.JWK.load(pem)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    return jose.JWKEC(key=key)
-
-
 class UpstreamAccount:
-    """Hands out a ready ClientV2 for the upstream CA; one per process, built on first use."""
+    """Hands out a ready ClientV2 for the upstream CA; the client is built once per process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
         self.settings = settings
+        self.sessions = sessions
         self._lock = threading.Lock()
         self._client: acme_client.ClientV2 | None = None
 
     @property
-    def key_path(self) -> Path:
-        return self.settings.upstream_key_path
-
-    @property
-    def _accounts_path(self) -> Path:
-        return self.key_path.with_name("upstream-account.json")
+    def directory_url(self) -> str:
+        return self.settings.le_directory
 
     def client(self) -> acme_client.ClientV2:
         with self._lock:
@@ -94,55 +139,88 @@ class UpstreamAccount:
 
     def forget(self) -> None:
         """The CA no longer knows our account (e.g. a test CA restarted): register again."""
-        with self._lock, file_lock(self.key_path.with_suffix(".lock")):
-            accounts = self._read_accounts()
-            accounts.pop(self.settings.le_directory, None)
-            self._write_accounts(accounts)
+        with self._lock, self.sessions.begin() as s:
+            s.execute(update(AccountRow).where(AccountRow.directory_url == self.directory_url)
+                      .values(account_url=None))
             self._client = None
 
-    def _connect(self) -> acme_client.ClientV2:
-        verify: bool | str = self.settings.upstream_ca_bundle or True
-        self.key_path.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.key_path.with_suffix(".lock")):
-            key = load_or_create_key(self.key_path)
-            net = PatientNetwork(key, alg=jose.ES256, verify_ssl=verify,  # type: ignore[arg-type]  # requests takes a CA path
-                                 user_agent=f"jackdaw/{__version__}")
-            directory = acme_client.ClientV2.get_directory(self.settings.le_directory, net)
-            client = acme_client.ClientV2(directory, net)
-            accounts = self._read_accounts()
-            url = accounts.get(self.settings.le_directory)
-            if url:
-                net.account = messages.RegistrationResource(uri=url, body=messages.Registration())
-                return client
-            registration = messages.NewRegistration.from_data(
-                email=self.settings.acme_email, terms_of_service_agreed=True
-            )
-            try:
-                regr = client.new_account(registration)
-                url = regr.uri
-            except acme_errors.ConflictError as conflict:  # key already registered there
-                url = str(conflict.location)
-                net.account = messages.RegistrationResource(uri=url, body=messages.Registration())
-            log.info("registered upstream account %s at %s", url, self.settings.le_directory)
-            accounts[self.settings.le_directory] = url
-            self._write_accounts(accounts)
-            return client
-
     def recorded_account_url(self) -> str | None:
-        """The account URL recorded for LE_DIRECTORY if its key is on disk: no network, no lock
-        (the accounts file is replaced atomically), nothing registered."""
-        if not self.key_path.is_file():
-            return None
-        return self._read_accounts().get(self.settings.le_directory) or None
+        """The account URL recorded for LE_DIRECTORY: no network, nothing registered."""
+        with self.sessions() as s:
+            return s.scalar(select(AccountRow.account_url).where(AccountRow.directory_url == self.directory_url))
 
-    def _read_accounts(self) -> dict[str, str]:
+    def key(self) -> jose.JWK:
+        """The account key: stored first (or imported from DATA_DIR), whoever writes first wins."""
+        passphrase = self.settings.upstream_key_passphrase
+        with self.sessions.begin() as s:
+            row = s.get(AccountRow, self.directory_url)
+            if row is None:
+                legacy = _legacy(self.settings)
+                pem, url = legacy if legacy is not None else (new_key_pem(), None)
+                dialect = s.get_bind().dialect.name
+                ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(AccountRow)
+                s.execute(ins.values(directory_url=self.directory_url, key_pem=_seal(pem, passphrase).decode(),
+                                     key_encrypted=passphrase is not None, account_url=url)
+                          .on_conflict_do_nothing(index_elements=[AccountRow.directory_url]))
+                row = s.get(AccountRow, self.directory_url, populate_existing=True)
+                assert row is not None
+                if legacy is not None:
+                    log.info("upstream account key imported from %s into the database (account %s)",
+                             self.settings.data_dir / LEGACY_KEY_FILE, url or "not yet registered")
+            key = _open(row, passphrase)
+            if passphrase is not None and not row.key_encrypted:
+                row.key_pem = _seal(key.key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()), passphrase).decode()
+                row.key_encrypted = True
+                log.info("upstream account key is now stored encrypted with UPSTREAM_KEY_PASSPHRASE")
+            return key
+
+    def _connect(self) -> acme_client.ClientV2:
+        key = self.key()
+        verify: bool | str = self.settings.upstream_ca_bundle or True
+        net = PatientNetwork(key, alg=jose.ES256, verify_ssl=verify,  # type: ignore[arg-type]  # requests takes a CA path
+                             user_agent=f"jackdaw/{__version__}")
+        directory = acme_client.ClientV2.get_directory(self.directory_url, net)
+        client = acme_client.ClientV2(directory, net)
+        url = self.recorded_account_url()
+        if not url:
+            with self._registration_lock():
+                url = self.recorded_account_url() or self._register(client)
+        net.account = messages.RegistrationResource(uri=url, body=messages.Registration())
+        return client
+
+    def _register(self, client: acme_client.ClientV2) -> str:
+        registration = messages.NewRegistration.from_data(email=self.settings.acme_email,
+                                                          terms_of_service_agreed=True)
         try:
-            data = json.loads(self._accounts_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            url = str(client.new_account(registration).uri)
+        except acme_errors.ConflictError as conflict:  # key already registered there
+            url = str(conflict.location)
+        with self.sessions.begin() as s:
+            s.execute(update(AccountRow).where(AccountRow.directory_url == self.directory_url)
+                      .values(account_url=url))
+        log.info("registered upstream account %s at %s", url, self.directory_url)
+        return url
 
-    def _write_accounts(self, accounts: dict[str, str]) -> None:
-        tmp = self._accounts_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(accounts, indent=2))
-        os.replace(tmp, self._accounts_path)
+    @contextmanager
+    def _registration_lock(self) -> Iterator[None]:
+        """One registration per deployment: a lock every instance sharing the database sees."""
+        engine = self.sessions.kw["bind"]
+        if engine.dialect.name == "postgresql":
+            lock_id = int.from_bytes(hashlib.sha256(f"jackdaw-upstream:{self.directory_url}".encode())
+                                     .digest()[:8], "big", signed=True)
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                    conn.commit()
+            return
+        database = engine.url.database
+        if database and database != ":memory:":
+            with file_lock(Path(database).with_name(Path(database).name + ".upstream-lock")):
+                yield
+        else:
+            yield

@@ -1,134 +1,323 @@
-"""DNS-01 for leg 2: write every TXT value of an order, wait once for the authoritative
-servers to serve them all, and remove exactly what was written, whatever happens.
+"""DNS-01 for leg 2: TXT values asked for by owners, written, checked and removed per zone.
 
-Each value is recorded in `dns_records` before the provider is called and the row is removed
-only after the provider removed the value, so a crash in between is cleaned up later.
+Owners (a client order's job, the relay certificate's) never call the DNS provider. They add
+rows to ``dns_records`` ("wanted") and later mark them "removing"; each zone's own job
+(JobKind.DNS_ZONE, subject: the zone) is the one writer to the provider for that zone across
+every instance (the job's claim is the per-zone lock, which read-modify-write APIs such as
+Namecheap's need). One run of a zone's job, bounded:
+
+1. removes the values no longer wanted (unless another owner still wants the same value);
+2. writes every wanted value in one provider call where the provider allows (RFC 2136 sends
+   one UPDATE);
+3. probes the zone's name servers once for every written value, marks what all of them serve
+   "served" and wakes its owners, and fails what took longer than DNS_PROPAGATION_TIMEOUT;
+4. reschedules itself (the propagation interval) while anything is still unconfirmed.
+
+So a stampede of orders in one zone costs a few provider calls and one shared propagation
+wait, not one of each per order, and no thread ever sleeps. Each row records the run of leg 2
+(the upstream order) that asked for it, and an owner releases only its own run's values.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics
-from jackdaw.dns.base import DNSProvider
-from jackdaw.dns.propagation import PropagationTimeout, wait_for_txt
-from jackdaw.dns.resolver import find_zone, follow_cname, make_resolver
+from jackdaw.dns.base import DNSProvider, DNSProviderError
+from jackdaw.dns.placement import locate
+from jackdaw.dns.propagation import NameServer, PropagationTimeout, authoritative_servers, probe
+from jackdaw.dns.resolver import DNSLookupError, make_resolver
+from jackdaw.jobs import JobContext, JobKind, JobQueue, Wait, backoff
 from jackdaw.models import DnsRecord, Job, utcnow
 from jackdaw.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: job kinds whose subjects own TXT values: client orders, and the relay's own certificate
-#: (jackdaw.relaycert); a value whose owner has no such job any more is an orphan
-TXT_OWNER_JOB_KINDS = ("order", "relay_cert")
+#: job kinds whose subjects own TXT values; a value whose owner has no such job is an orphan
+TXT_OWNER_JOB_KINDS = (JobKind.ORDER, JobKind.RELAY_CERT)
+#: values per provider call
+BATCH = 100
+#: failed writes of one value before its owner is told
+WRITE_ATTEMPTS = 4
+#: seconds an owner waits before looking again if no zone job woke it (a missed wake-up)
+OWNER_RECHECK = 5.0
+#: seconds a zone's name-server list is reused
+NS_CACHE_SECONDS = 30.0
+
+
+class RecordState(StrEnum):
+    WANTED = "wanted"
+    WRITTEN = "written"
+    SERVED = "served"
+    FAILED = "failed"
+    REMOVING = "removing"
+
+
+LIVE = (RecordState.WANTED, RecordState.WRITTEN, RecordState.SERVED)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An owner's values, as the owner sees them."""
+
+    #: every value served by every name server, settle time included
+    done: bool
+    #: why a value failed (provider refused, propagation timed out); the owner gives up
+    error: str | None = None
+    #: seconds until worth looking again
+    wait: float = OWNER_RECHECK
 
 
 @dataclass
-class TxtRecord:
-    zone: str
-    fqdn: str
-    value: str
-
-
-def override_zone(fqdn: str, overrides: Sequence[tuple[str, str]]) -> str | None:
-    """The zone DNS_ZONE_OVERRIDES assigns to ``fqdn`` (most specific entry first), if any."""
-    name = fqdn.lower().rstrip(".")
-    for prefix, zone in overrides:
-        if name == prefix or name.endswith("." + prefix):
-            return zone
-    return None
-
-
-def locate(validation_name: str, settings: Settings) -> tuple[str, str]:
-    """(zone, fqdn) where the TXT for ``validation_name`` goes: the CNAME target when the name
-    is delegated, in the zone DNS_ZONE_OVERRIDES names for it, else the one SOA discovery finds."""
-    resolver = make_resolver(settings.dns_resolver)
-    fqdn = follow_cname(validation_name, resolver)
-    zone = override_zone(fqdn, settings.dns_zone_overrides)
-    return (zone if zone is not None else find_zone(fqdn, resolver)), fqdn
-
-
-@dataclass
-class DNS01Solver:
+class DNS01:
     settings: Settings
     provider: DNSProvider
     sessions: sessionmaker[Session]
+    queue: JobQueue
 
-    def locate(self, validation_name: str) -> tuple[str, str]:
-        """(zone, fqdn) where the TXT goes: the CNAME target when the name is delegated."""
-        return locate(validation_name, self.settings)
+    def __post_init__(self) -> None:
+        self._ns_cache: dict[str, tuple[float, list[NameServer]]] = {}
 
-    def present(self, order_id: str, wanted: list[tuple[str, str]]) -> list[TxtRecord]:
-        """Write (validation name, value) pairs; returns what was written."""
-        written: list[TxtRecord] = []
-        for name, value in wanted:
-            zone, fqdn = self.locate(name)
-            with self.sessions.begin() as s:
-                s.add(DnsRecord(order_id=order_id, zone=zone, fqdn=fqdn, value=value))
-            with metrics.dns_provider_call(self.provider.name, "present"):
-                self.provider.present(zone, fqdn, value)
-            written.append(TxtRecord(zone, fqdn, value))
-            log.info("order %s: TXT %s written in zone %s", order_id, fqdn, zone, extra={"order_id": order_id})
-        return written
+    # -- owners ------------------------------------------------------------------------------
 
-    def wait(self, records: list[TxtRecord]) -> None:
-        started = time.monotonic()
-        outcome = "error"
-        try:
-            wait_for_txt(
-                [(r.fqdn, r.value) for r in records],
-                make_resolver(self.settings.dns_resolver),
-                timeout=self.settings.dns_propagation_timeout,
-                interval=self.settings.dns_propagation_interval,
-                ns_port=self.settings.dns_authoritative_port,
-                zones_of={r.fqdn: r.zone for r in records},
-            )
-            outcome = "propagated"
-        except PropagationTimeout:
-            outcome = "timeout"
-            raise
-        finally:
-            metrics.DNS_PROPAGATION_SECONDS.labels(outcome=outcome).observe(time.monotonic() - started)
-        extra = max(self.provider.settle_seconds, self.settings.dns_propagation_wait - (time.monotonic() - started))
-        if extra > 0:
-            time.sleep(extra)
+    def request(self, owner_kind: str, owner: str, run: str, wanted: Iterable[tuple[str, str]]) -> None:
+        """Ask for (validation name, value) pairs; values this run already asked for are kept."""
+        resolver = make_resolver(self.settings.dns_resolver)
+        placed = [(*locate(name, resolver, self.settings.dns_zone_overrides), value) for name, value in wanted]
+        with self.sessions.begin() as s:
+            have = {(r.fqdn, r.value) for r in s.scalars(
+                select(DnsRecord).where(DnsRecord.order_id == owner, DnsRecord.run == run,
+                                        DnsRecord.state.in_(LIVE)))}
+            zones = set()
+            for zone, fqdn, value in placed:
+                if (fqdn, value) in have:
+                    continue
+                s.add(DnsRecord(order_id=owner, owner_kind=owner_kind, run=run, zone=zone, fqdn=fqdn, value=value,
+                                state=RecordState.WANTED))
+                zones.add(zone)
+                log.info("TXT %s wanted in zone %s for %s", fqdn, zone, owner, extra={"order_id": owner})
+            for zone in zones:
+                self.queue.enqueue(s, JobKind.DNS_ZONE, zone)
+
+    def progress(self, owner: str, run: str) -> Progress:
+        with self.sessions() as s:
+            rows = list(s.scalars(select(DnsRecord).where(DnsRecord.order_id == owner, DnsRecord.run == run,
+                                                          DnsRecord.state != RecordState.REMOVING)))
+        failed = [r for r in rows if r.state == RecordState.FAILED]
+        if failed:
+            return Progress(False, f"TXT {failed[0].fqdn}: {failed[0].error}")
+        if not rows or any(r.state != RecordState.SERVED for r in rows):
+            return Progress(False)
+        served = max(r.served or r.created for r in rows)
+        written = min(r.written or r.created for r in rows)
+        ready_at = max(served + timedelta(seconds=self.provider.settle_seconds),
+                       written + timedelta(seconds=self.settings.dns_propagation_wait))
+        wait = (ready_at - utcnow()).total_seconds()
+        return Progress(wait <= 0, wait=max(wait, 0.0))
+
+    def release(self, owner: str, run: str | None = None) -> None:
+        """The owner no longer needs its values (of ``run`` only, if given): remove them."""
+        with self.sessions.begin() as s:
+            release(s, self.queue, owner, run)
 
     def sweep_orphans(self, older_than: timedelta) -> int:
-        """Remove values whose owner has no job any more (its clean-up failed or a worker died)."""
+        """Release values whose owner has no job any more (a worker died between asking and
+        releasing, or an operator cancelled the order)."""
         cutoff = utcnow() - older_than
         with self.sessions() as s:
-            order_ids = set(s.scalars(
+            owners = set(s.scalars(
                 select(DnsRecord.order_id)
-                .where(DnsRecord.created < cutoff)
+                .where(DnsRecord.created < cutoff, DnsRecord.state != RecordState.REMOVING)
                 .where(DnsRecord.order_id.not_in(
                     select(Job.subject_id).where(Job.kind.in_(TXT_OWNER_JOB_KINDS))))
             ))
-        for order_id in order_ids:
-            self.cleanup(order_id)
-        return len(order_ids)
+            stranded = set(s.scalars(  # removals whose zone job is gone (e.g. gave up earlier)
+                select(DnsRecord.zone).where(DnsRecord.created < cutoff, DnsRecord.state == RecordState.REMOVING)
+                .where(DnsRecord.zone.not_in(select(Job.subject_id).where(Job.kind == JobKind.DNS_ZONE)))))
+        for owner in owners:
+            self.release(owner)
+        if stranded:
+            with self.sessions.begin() as s:
+                for zone in stranded:
+                    self.queue.enqueue(s, JobKind.DNS_ZONE, zone)
+        return len(owners)
 
-    def cleanup(self, order_id: str) -> bool:
-        """Remove every value recorded for the order; False if some removal must be retried."""
+    # -- the zone's job ----------------------------------------------------------------------
+
+    def run_zone(self, ctx: JobContext) -> None:
+        zone = ctx.subject_id
         with self.sessions() as s:
-            rows = [(r.id, r.zone, r.fqdn, r.value) for r in s.scalars(
-                select(DnsRecord).where(DnsRecord.order_id == order_id))]
-        clean = True
-        for row_id, zone, fqdn, value in rows:
+            rows = list(s.scalars(select(DnsRecord).where(DnsRecord.zone == zone).order_by(DnsRecord.id)))
+        removals_left = self._remove(ctx, zone, rows)
+        self._write(ctx, zone, [r for r in rows if r.state == RecordState.WANTED])
+        with self.sessions() as s:
+            unconfirmed = list(s.scalars(select(DnsRecord).where(
+                DnsRecord.zone == zone, DnsRecord.state.in_((RecordState.WANTED, RecordState.WRITTEN)))))
+        written = [r for r in unconfirmed if r.state == RecordState.WRITTEN]
+        if written:
+            self._check(ctx, zone, written)
+        with self.sessions() as s:
+            still = s.scalar(select(DnsRecord.id).where(
+                DnsRecord.zone == zone, DnsRecord.state.in_((RecordState.WANTED, RecordState.WRITTEN))).limit(1))
+        if still is not None:
+            raise Wait("TXT values not yet served everywhere", self.settings.dns_propagation_interval)
+        if removals_left:
+            raise Wait("TXT removal to retry", backoff(max(r.attempts for r in removals_left) + 1, 300.0))
+
+    def _remove(self, ctx: JobContext, zone: str, rows: list[DnsRecord]) -> list[DnsRecord]:
+        live = {(r.fqdn, r.value) for r in rows if r.state in (*LIVE, RecordState.FAILED)}
+        removing = [r for r in rows if r.state == RecordState.REMOVING]
+        shared = [r.id for r in removing if (r.fqdn, r.value) in live]  # another owner still wants it
+        calls = [r for r in removing if (r.fqdn, r.value) not in live]
+        if shared:
+            self._delete(ctx, shared)
+        left: list[DnsRecord] = []
+        for batch in _batches(_unique(calls)):
+            records = [(r.fqdn, r.value) for r in batch]
+            ctx.guard()
             try:
                 with metrics.dns_provider_call(self.provider.name, "cleanup"):
-                    self.provider.cleanup(zone, fqdn, value)
-            except Exception:
-                log.exception("order %s: removing TXT %s failed; will retry", order_id, fqdn,
-                              extra={"order_id": order_id})
-                clean = False
+                    self.provider.cleanup_many(zone, records)
+            except Exception as exc:
+                log.warning("zone %s: removing %d TXT value(s) failed (will retry): %s", zone, len(batch), exc,
+                            exc_info=True, extra={"order_id": batch[0].order_id})
+                self._note_failure([r for r in calls if (r.fqdn, r.value) in set(records)], exc, fail=False)
+                left += batch
                 continue
+            self._delete(ctx, [r.id for r in calls if (r.fqdn, r.value) in set(records)])
+            for r in batch:
+                log.info("TXT %s removed from zone %s", r.fqdn, zone, extra={"order_id": r.order_id})
+        return left
+
+    def _write(self, ctx: JobContext, zone: str, wanted: list[DnsRecord]) -> None:
+        for batch in _batches(_unique(wanted)):
+            records = [(r.fqdn, r.value) for r in batch]
+            ctx.guard()
+            try:
+                with metrics.dns_provider_call(self.provider.name, "present"):
+                    self.provider.present_many(zone, records)
+            except Exception as exc:
+                log.warning("zone %s: writing %d TXT value(s) failed: %s", zone, len(batch), exc,
+                            exc_info=True, extra={"order_id": batch[0].order_id})
+                self._note_failure([r for r in wanted if (r.fqdn, r.value) in set(records)], exc, fail=True)
+                continue
+            ids = [r.id for r in wanted if (r.fqdn, r.value) in set(records)]
             with self.sessions.begin() as s:
-                s.execute(delete(DnsRecord).where(DnsRecord.id == row_id))
-        return clean
+                s.execute(update(DnsRecord).where(DnsRecord.id.in_(ids), DnsRecord.state == RecordState.WANTED)
+                          .values(state=RecordState.WRITTEN, written=utcnow(), attempts=0, error=None)
+                          .execution_options(synchronize_session=False))
+            for r in batch:
+                log.info("TXT %s written in zone %s", r.fqdn, zone, extra={"order_id": r.order_id})
+
+    def _check(self, ctx: JobContext, zone: str, written: list[DnsRecord]) -> None:
+        records = [(r.fqdn, r.value) for r in written]
+        pending = self.provider.pending(zone, records)
+        try:
+            servers = self._servers(zone)
+        except DNSLookupError as exc:
+            log.warning("zone %s: %s", zone, exc)
+            servers = None
+        result = None
+        if servers is not None:
+            result = probe([rv for rv in records if rv not in pending], {fqdn: servers for fqdn, _ in records},
+                           port=self.settings.dns_authoritative_port)
+        now = utcnow()
+        timeout = timedelta(seconds=self.settings.dns_propagation_timeout)
+        served = [r for r in written if result is not None and (r.fqdn, r.value) in result.served]
+        late = [r for r in written if r not in served and r.written is not None and now - r.written > timeout]
+        if not served and not late:
+            return
+        with self.sessions.begin() as s:
+            for r in served:
+                s.execute(update(DnsRecord).where(DnsRecord.id == r.id, DnsRecord.state == RecordState.WRITTEN)
+                          .values(state=RecordState.SERVED, served=now).execution_options(synchronize_session=False))
+                if r.written is not None:
+                    metrics.DNS_PROPAGATION_SECONDS.labels(outcome="propagated").observe(
+                        (now - r.written).total_seconds())
+            for r in late:
+                error = str(result.timeout_for(r.fqdn)) if result is not None else "name servers unknown"
+                s.execute(update(DnsRecord).where(DnsRecord.id == r.id, DnsRecord.state == RecordState.WRITTEN)
+                          .values(state=RecordState.FAILED, error=f"did not propagate: {error}")
+                          .execution_options(synchronize_session=False))
+                metrics.DNS_PROPAGATION_SECONDS.labels(outcome="timeout").observe(timeout.total_seconds())
+                log.warning("TXT %s did not propagate in time: %s", r.fqdn, error, extra={"order_id": r.order_id})
+            self._wake_owners(s, [*served, *late])
+
+    def _servers(self, zone: str) -> list[NameServer]:
+        cached = self._ns_cache.get(zone)
+        if cached is not None and time.monotonic() - cached[0] < NS_CACHE_SECONDS:
+            return cached[1]
+        servers = authoritative_servers(zone, make_resolver(self.settings.dns_resolver))
+        self._ns_cache[zone] = (time.monotonic(), servers)
+        return servers
+
+    def _note_failure(self, rows: Sequence[DnsRecord], exc: BaseException, *, fail: bool) -> None:
+        """Count a failed provider call against its rows; writes that keep failing fail the value."""
+        text = str(exc)[:500] if isinstance(exc, DNSProviderError) else f"{type(exc).__name__}: {exc}"[:500]
+        with self.sessions.begin() as s:
+            given_up = []
+            for r in rows:
+                attempts = r.attempts + 1
+                values: dict[str, object] = {"attempts": attempts, "error": text}
+                if fail and attempts >= WRITE_ATTEMPTS:
+                    values["state"] = RecordState.FAILED
+                    given_up.append(r)
+                s.execute(update(DnsRecord).where(DnsRecord.id == r.id).values(**values)
+                          .execution_options(synchronize_session=False))
+            self._wake_owners(s, given_up)
+
+    def _wake_owners(self, s: Session, rows: Iterable[DnsRecord]) -> None:
+        for kind, owner in {(r.owner_kind, r.order_id) for r in rows}:
+            self.queue.enqueue(s, kind, owner)
+
+    def _delete(self, ctx: JobContext, ids: list[int]) -> None:
+        with self.sessions.begin() as s:
+            s.execute(delete(DnsRecord).where(DnsRecord.id.in_(ids), DnsRecord.state == RecordState.REMOVING))
+
+    def give_up(self, zone: str, reason: str) -> None:
+        """The zone's job keeps failing (its name servers cannot be listed): fail what waits."""
+        with self.sessions.begin() as s:
+            rows = list(s.scalars(select(DnsRecord).where(
+                DnsRecord.zone == zone, DnsRecord.state.in_((RecordState.WANTED, RecordState.WRITTEN)))))
+            for r in rows:
+                r.state = RecordState.FAILED
+                r.error = reason[:500]
+            self._wake_owners(s, rows)
+
+
+def release(s: Session, queue: JobQueue, owner: str, run: str | None = None) -> None:
+    """Inside the caller's transaction: mark the owner's values (of ``run`` only, if given)
+    for removal and wake their zones' jobs."""
+    q = select(DnsRecord).where(DnsRecord.order_id == owner, DnsRecord.state != RecordState.REMOVING)
+    if run is not None:
+        q = q.where(DnsRecord.run == run)
+    rows = list(s.scalars(q))
+    for row in rows:
+        row.state = RecordState.REMOVING
+        row.attempts = 0
+    for zone in {r.zone for r in rows}:
+        queue.enqueue(s, JobKind.DNS_ZONE, zone)
+
+
+def _unique(rows: Iterable[DnsRecord]) -> list[DnsRecord]:
+    """One row per (fqdn, value): two owners wanting the same value share one provider call."""
+    seen: dict[tuple[str, str], DnsRecord] = {}
+    for r in rows:
+        seen.setdefault((r.fqdn, r.value), r)
+    return list(seen.values())
+
+
+def _batches(rows: list[DnsRecord]) -> Iterable[list[DnsRecord]]:
+    for i in range(0, len(rows), BATCH):
+        yield rows[i:i + BATCH]
+
+
+__all__ = ["DNS01", "Progress", "PropagationTimeout", "RecordState", "release"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import requests
 from acme import messages
 from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw.jobs import JobContext, RetryLater
+from jackdaw.jobs import JobContext, RetryLater, backoff
 from jackdaw.models import Certificate, utcnow
 from jackdaw.upstream.account import UpstreamAccount
+from jackdaw.upstream.errors import Verdict, count_upstream_error, verdict
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,27 @@ class RevokeJob:
             leaf = x509.load_pem_x509_certificate(stored.chain_pem.encode())
             reason = stored.revocation_reason or 0
         try:
+            ctx.guard()
             self.upstream.client().revoke(leaf, reason)
-        except messages.Error as error:
-            if error.code == "accountDoesNotExist":
+        except Exception as exc:
+            kind = verdict(exc)
+            if kind is None:
+                raise
+            count_upstream_error(exc)
+            if kind is Verdict.ACCOUNT_GONE:
                 self.upstream.forget()
-                raise RetryLater("upstream account unknown; registering again", 0) from error
-            if error.code != "alreadyRevoked":
-                raise RetryLater(f"upstream refused revocation: {error}", min(2.0**ctx.attempts, 300)) from error
-        except requests.RequestException as exc:
-            raise RetryLater(f"upstream unreachable: {exc}", min(2.0**ctx.attempts, 300)) from exc
+                raise RetryLater("upstream account unknown; registering again", 0) from exc
+            if kind is Verdict.TRANSIENT:
+                raise RetryLater(f"upstream unreachable or in trouble: {exc}", backoff(ctx.attempts, 300)) from exc
+            if not (isinstance(exc, messages.Error) and exc.code == "alreadyRevoked"):
+                # a verdict, not a hiccup: asking again would get the same answer
+                log.error("certificate %s: the upstream CA refused its revocation: %s", ctx.subject_id, exc)
+                return
         with self.sessions.begin() as s:
             stored = s.get(Certificate, ctx.subject_id)
             if stored is not None:
                 stored.upstream_revoked = utcnow()
         log.info("certificate %s revoked upstream (reason %d)", ctx.subject_id, reason)
+
+    def give_up(self, cert_id: str, reason: str) -> None:
+        log.error("certificate %s: revocation not forwarded upstream after repeated failures: %s", cert_id, reason)

@@ -337,14 +337,9 @@ class HTTP01Validator:
         return frozenset({80, 443, self.port})
 
     def validate(self, name: str, token: str, key_authorization: str) -> ValidationResult:
+        """One attempt; the validation job spaces ``retries`` attempts ``retry_delay`` apart."""
         result = ValidationResult(problem=None)
-        for attempt in range(self.retries):
-            if attempt:
-                time.sleep(self.retry_delay)
-            result.records = []
-            result.problem = self._attempt(name, token, key_authorization, result.records)
-            if result.problem is None:
-                break
+        result.problem = self._attempt(name, token, key_authorization, result.records)
         return result
 
     def _attempt(

@@ -41,6 +41,11 @@ ZONES = {
         "*.tls 60 IN A 127.0.0.3",
     ],
     "challenges.test": [],
+    # propagation per name server (tests/integration/test_dns_bind.py): ns1 also has an AAAA
+    # in the documentation range where nothing answers; a second name server none of whose
+    # addresses answers
+    "v6gap.test": ["ns1 IN AAAA 2001:db8::53"],
+    "deadns.test": ["@ IN NS ns9.deadns.test.", "ns9 IN A 192.0.2.53", "ns9 IN AAAA 2001:db8::53"],
 }
 
 

@@ -24,9 +24,8 @@ from flask import Flask
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from jackdaw.jobs import JobContext, JobQueue, RetryLater
+from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
 from jackdaw.models import Account, Job, Order, utcnow
-from jackdaw.ra.orders import JOB_ORDER, JOB_VALIDATE
 from jackdaw.runtime import Runtime
 from tests.signer import (
     AcmeTestClient,
@@ -145,21 +144,22 @@ def relay(app: Flask, web: ChallengeServer) -> Relay:
     app.test_client_class = AcmeTestClient
     r = Relay(app, web)
     queue = r.queue
-    validate, give_up = queue.handlers[JOB_VALIDATE]
+    spec = queue.handlers[JobKind.VALIDATE]
+    validate, give_up = spec.handler, spec.give_up
 
     def validate_then_hold_order_jobs(ctx: JobContext) -> None:
         validate(ctx)
         # A ready order queues leg 2 (`order`), which would call the upstream CA: keep the
         # row (that is what the tests check) but push it out of drain()'s reach.
         with queue.sessions.begin() as s:
-            s.execute(update(Job).where(Job.kind == JOB_ORDER).values(run_at=utcnow() + FAR_FUTURE))
+            s.execute(update(Job).where(Job.kind == JobKind.ORDER).values(run_at=utcnow() + FAR_FUTURE))
 
     def order_job_must_not_run(ctx: JobContext) -> None:
         r.order_job_runs.append(ctx.subject_id)
         raise RetryLater("held by the test", FAR_FUTURE.total_seconds())
 
-    queue.register(JOB_VALIDATE, validate_then_hold_order_jobs, give_up)
-    queue.register(JOB_ORDER, order_job_must_not_run)
+    queue.register(JobKind.VALIDATE, validate_then_hold_order_jobs, give_up)
+    queue.register(JobKind.ORDER, order_job_must_not_run)
     return r
 
 
@@ -348,7 +348,7 @@ def test_validation_makes_the_order_ready(relay: Relay, alice: RequestSigner, co
     domains = names(*[f"h{i}" for i in range(count)])
     order_url, order = new_order(alice, *domains)
     answered = respond(relay, alice, order)
-    assert sorted(relay.jobs()) == sorted((JOB_VALIDATE, c["url"].rsplit("/", 1)[-1], 0) for c in answered)
+    assert sorted(relay.jobs()) == sorted((JobKind.VALIDATE, c["url"].rsplit("/", 1)[-1], 0) for c in answered)
 
     relay.run_jobs()
 
@@ -365,7 +365,7 @@ def test_validation_makes_the_order_ready(relay: Relay, alice: RequestSigner, co
     assert ok(resp)["status"] == "ready"
     assert "Retry-After" not in resp.headers
     order_id = order_url.rsplit("/", 1)[-1]
-    assert relay.jobs() == [(JOB_ORDER, order_id, 0)]  # leg 2 queued (and held back), validations done
+    assert relay.jobs() == [(JobKind.ORDER, order_id, 0)]  # leg 2 queued (and held back), validations done
 
 
 def test_repeated_challenge_posts_start_one_validation(relay: Relay, alice: RequestSigner) -> None:
@@ -394,7 +394,7 @@ def test_repeated_challenge_posts_start_one_validation(relay: Relay, alice: Requ
     # and again, one after the other
     for _ in range(3):
         assert ok(alice.post(chall["url"], {}))["status"] == "processing"
-    assert relay.jobs() == [(JOB_VALIDATE, chall["url"].rsplit("/", 1)[-1], 0)]  # queued once, never re-armed
+    assert relay.jobs() == [(JobKind.VALIDATE, chall["url"].rsplit("/", 1)[-1], 0)]  # queued once, never re-armed
 
     relay.run_jobs()
     assert len(relay.web.hits) == 1
@@ -523,7 +523,7 @@ def test_two_finalize_posts_start_one_issuance(relay: Relay, alice: RequestSigne
     assert first.headers["Location"] == order_url and first.headers["Retry-After"]
     problem(alice.post(order["finalize"], {"csr": csr_b64(csr)}), "orderNotReady", 403)
 
-    assert relay.jobs() == [(JOB_ORDER, order_id, 1)]  # one job: queued when ready, asked once more
+    assert relay.jobs() == [(JobKind.ORDER, order_id, 1)]  # one job: queued when ready, asked once more
     assert relay.order_row(order_url).csr == csr.public_bytes(Encoding.DER)  # sent upstream as-is
 
 
@@ -548,7 +548,7 @@ def test_concurrent_finalize_posts_start_one_issuance(relay: Relay, alice: Reque
     for t in threads:
         t.join()
     assert sorted(results) == [(200, "processing"), (403, 403), (403, 403)]
-    assert relay.jobs() == [(JOB_ORDER, order_url.rsplit("/", 1)[-1], 1)]
+    assert relay.jobs() == [(JobKind.ORDER, order_url.rsplit("/", 1)[-1], 1)]
 
 
 # --- isolation between accounts ------------------------------------------------------------------

@@ -15,7 +15,7 @@ import dns.update
 import pytest
 
 from jackdaw.dns.base import ConfigError, DNSProviderError
-from jackdaw.dns.propagation import PropagationTimeout, wait_for_txt
+from jackdaw.dns.propagation import PropagationTimeout
 from jackdaw.dns.providers.rfc2136 import RFC2136Provider
 from jackdaw.dns.registry import build_provider
 from jackdaw.dns.resolver import (
@@ -25,10 +25,11 @@ from jackdaw.dns.resolver import (
     make_resolver,
     resolve_addresses,
 )
+from jackdaw.ops.dnscheck import wait_for_txt
 from tests.testbed import Bind
 
 ZONE = "example.test"
-NS1 = "ns1.example.test@127.0.0.1"
+NS1 = "ns1.example.test"
 
 
 @pytest.fixture
@@ -281,7 +282,7 @@ def test_wait_for_txt_follows_cname(bind: Bind, provider: RFC2136Provider, resol
         )
     finally:
         provider.cleanup("challenges.test", "c.challenges.test", "cname-value")
-    assert set(served) == {"ns1.challenges.test@127.0.0.1"}
+    assert set(served) == {"ns1.challenges.test"}
 
 
 def test_wait_for_txt_polls_until_value_appears(
@@ -337,6 +338,37 @@ def test_wait_for_txt_wrong_value_is_not_enough(
             )
     finally:
         provider.cleanup(ZONE, name, "old-value")
+
+
+def test_a_name_server_serves_when_any_of_its_addresses_does(
+    bind: Bind, provider: RFC2136Provider, resolver: dns.resolver.Resolver
+) -> None:
+    """ns1.v6gap.test: 127.0.0.1 serves, 2001:db8::53 never answers (no route, or silence)."""
+    name = unique_name("v6gap.test")
+    assert sorted(resolve_addresses("ns1.v6gap.test", resolver)) == ["127.0.0.1", "2001:db8::53"]
+    provider.present("v6gap.test", name, "v")
+    try:
+        started = time.monotonic()
+        served = wait_for_txt([(name, "v")], resolver, timeout=10, interval=0.2, ns_port=bind.port)
+        assert time.monotonic() - started < 2.5  # at most one query timeout for the silent address
+    finally:
+        provider.cleanup("v6gap.test", name, "v")
+    assert set(served) == {"ns1.v6gap.test"}
+
+
+def test_a_name_server_that_never_answers_is_named_as_unreachable(
+    bind: Bind, provider: RFC2136Provider, resolver: dns.resolver.Resolver
+) -> None:
+    name = unique_name("deadns.test")
+    provider.present("deadns.test", name, "v")
+    try:
+        with pytest.raises(PropagationTimeout) as caught:
+            wait_for_txt([(name, "v")], resolver, timeout=1.5, interval=0.2, ns_port=bind.port)
+    finally:
+        provider.cleanup("deadns.test", name, "v")
+    assert caught.value.unreachable == ["ns9.deadns.test"]
+    assert caught.value.lagging == []  # ns1 serves it; only ns9 is missing
+    assert "no answer from any address of: ns9.deadns.test" in str(caught.value)
 
 
 def test_wait_for_txt_nothing_to_wait_for(resolver: dns.resolver.Resolver) -> None:

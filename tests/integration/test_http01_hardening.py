@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import trustme
 
-from jackdaw.ra.orders import JOB_VALIDATE
+from jackdaw.jobs import JobKind
 from jackdaw.va import http01
 from jackdaw.va.http01 import MAX_BODY, HTTP01Validator, ValidationResult
 from tests.integration.conftest import running_app
@@ -472,7 +472,7 @@ def test_allowed_networks_let_link_local_through(make_validator: Callable[..., H
 def test_settings_reach_the_validator(tmp_path: Path) -> None:
     with running_app(f"sqlite:///{tmp_path / 'j.db'}", tmp_path / "data", CHALLENGE_ALLOW_LOOPBACK="false",
                      CHALLENGE_ALLOWED_NETWORKS="169.254.10.0/24") as app:
-        job, _ = app.extensions["jackdaw"].queue.handlers[JOB_VALIDATE]
+        job = app.extensions["jackdaw"].queue.handlers[JobKind.VALIDATE].handler
         validator: HTTP01Validator = job.validator
     assert validator.allow_loopback is False
     assert validator.allowed_networks == (ipaddress.ip_network("169.254.10.0/24"),)

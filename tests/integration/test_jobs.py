@@ -2,7 +2,9 @@
 
 A job is a (kind, subject) row: asking twice before it runs runs it once, asking while it runs
 runs it exactly once more, a lapsed lease (dead worker) is claimed again, RetryLater
-reschedules, and no two threads, in one process or two, ever run the same job at once.
+reschedules, and no two threads, in one process or two, ever run the same job at once. Claims
+are fenced: a run that lost its claim can no longer touch the row, the heartbeat keeps a live
+run's claim however long a call takes, and leases are measured on the database's clock.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw import db as jackdaw_db
 from jackdaw.db import make_engine, make_sessionmaker
-from jackdaw.jobs import MAX_ATTEMPTS, JobContext, JobQueue, RetryLater
+from jackdaw.jobs import MAX_ATTEMPTS, JobContext, JobQueue, RetryLater, Wait
 from jackdaw.models import Job, utcnow
 
 KIND = "test-kind"
@@ -37,10 +41,10 @@ class Process:
 def process_factory(database_url: str) -> Iterator[Callable[[int], Process]]:
     made: list[Process] = []
 
-    def make(threads: int = 1) -> Process:
+    def make(threads: int = 1, lease: float = 30.0) -> Process:
         engine = make_engine(database_url)
         sessions = make_sessionmaker(engine)
-        queue = JobQueue(engine, sessions, threads=threads)
+        queue = JobQueue(engine, sessions, threads=threads, lease_seconds=lease)
         event.listen(sessions, "after_commit", queue.after_commit)
         made.append(Process(sessions, queue))
         return made[-1]
@@ -119,7 +123,8 @@ def test_lapsed_lease_is_claimed_again(proc: Process) -> None:
     set_job(proc, "s1", lease_until=utcnow() + PAST)  # the lease lapses
     second = proc.queue.claim()
     assert second is not None
-    assert (second[0].id, second[0].subject_id, second[0].attempts) == (first[0].id, "s1", 2)
+    assert (second.id, second.subject_id, second.attempts) == (first.id, "s1", 2)
+    assert second.token != first.token
 
     set_job(proc, "s1", lease_until=utcnow() + PAST)  # that one dies too; a live worker finishes it
     proc.queue.drain()
@@ -257,3 +262,149 @@ def test_two_processes_never_run_the_same_job_concurrently(process_factory: Call
     assert len(subjects) <= runs <= len(subjects) + 60
     for subject in subjects:  # no request lost: each subject ran after it was last asked for
         assert max(detector.starts[subject]) > last_ask[subject], subject
+
+
+# --- fenced claims --------------------------------------------------------------------------
+
+
+def owner(p: Process, subject: str) -> str | None:
+    return next((j.owner for j in jobs(p) if j.subject_id == subject), None)
+
+
+def test_a_run_that_lost_its_claim_stops_and_touches_nothing(process_factory: Callable[..., Process]) -> None:
+    a, b = process_factory(1), process_factory(1)
+    side_effects: list[str] = []
+    taken_over: list[JobContext] = []
+
+    def handler(ctx: JobContext) -> None:
+        ctx.guard()
+        side_effects.append("first")
+        # this process freezes (GC pause, a stopped VM) past its lease; another takes over
+        set_job(a, ctx.subject_id, lease_until=utcnow() + PAST)
+        other = b.queue.claim()
+        assert other is not None
+        taken_over.append(other)
+        ctx.guard()  # before the next side effect: LostClaim
+        side_effects.append("second")
+
+    a.queue.register(KIND, handler)
+    enqueue(a, "s1")
+    assert a.queue.run_once()
+    assert side_effects == ["first"]
+    [job] = jobs(a)  # not finished, not rescheduled by the stale run: still the new owner's
+    assert job.owner == taken_over[0].token and job.lease_until is not None
+    b.queue.register(KIND, lambda ctx: None)
+    b.queue._finish(taken_over[0])
+    assert jobs(a) == []
+
+
+def test_finish_and_reschedule_of_a_lost_claim_change_nothing(proc: Process) -> None:
+    enqueue(proc, "s1")
+    stale = proc.queue.claim()
+    assert stale is not None
+    set_job(proc, "s1", lease_until=utcnow() + PAST)
+    fresh = proc.queue.claim()
+    assert fresh is not None
+    proc.queue._reschedule(stale, 3600, "stale", progress=False)
+    proc.queue._finish(stale)
+    [job] = jobs(proc)
+    assert job.owner == fresh.token and job.last_error is None
+    assert not proc.queue.renew(stale) and proc.queue.renew(fresh)
+
+
+def test_heartbeat_keeps_a_long_call_claimed(process_factory: Callable[..., Process]) -> None:
+    """A provider call three leases long: the heartbeat renews the lease, so the other
+    process never claims the job, and the run is not told it lost its claim."""
+    detector = OverlapDetector(hold=3.0)
+    guarded: list[bool] = []
+
+    def handler(ctx: JobContext) -> None:
+        detector(ctx)
+        ctx.guard()
+        guarded.append(True)
+
+    procs = [process_factory(2, 1.0), process_factory(2, 1.0)]
+    for p in procs:
+        p.queue.register(KIND, handler)
+    enqueue(procs[0], "s1")
+    for p in procs:
+        p.queue.start()
+    deadline = time.monotonic() + 15
+    while jobs(procs[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in procs:
+        p.queue.stop()
+    assert jobs(procs[0]) == []
+    assert next(detector.total) == 1 and detector.overlaps == [] and guarded == [True]
+
+
+def test_wait_is_progress_not_failure(proc: Process) -> None:
+    """A handler that waits more often than MAX_ATTEMPTS is never given up."""
+    given_up: list[str] = []
+    steps = itertools.count()
+
+    def handler(ctx: JobContext) -> None:
+        assert ctx.attempts == 1  # a step that made progress resets the count
+        if next(steps) < 2 * MAX_ATTEMPTS:
+            raise Wait("next step", 0)
+
+    proc.queue.register(KIND, handler, lambda subject, reason: given_up.append(subject))
+    enqueue(proc, "s1")
+    proc.queue.drain()
+    assert next(steps) == 2 * MAX_ATTEMPTS + 1 and given_up == [] and jobs(proc) == []
+
+
+def test_retry_later_is_bounded_by_the_kinds_attempts(proc: Process) -> None:
+    given_up: list[tuple[str, str]] = []
+
+    def handler(ctx: JobContext) -> None:
+        raise RetryLater(f"refused #{ctx.attempts}", 0)
+
+    proc.queue.register(KIND, handler, lambda subject, reason: given_up.append((subject, reason)), max_attempts=3)
+    enqueue(proc, "s1")
+    proc.queue.drain()
+    assert given_up == [("s1", "refused #3")] and jobs(proc) == []
+
+
+def test_asked_again_during_a_run_that_waits_runs_now(proc: Process) -> None:
+    runs: list[int] = []
+
+    def handler(ctx: JobContext) -> None:
+        runs.append(ctx.generation)
+        if len(runs) == 1:
+            enqueue(proc, ctx.subject_id)  # e.g. its DNS values were just served
+            raise Wait("would wait an hour", 3600)
+
+    proc.queue.register(KIND, handler)
+    enqueue(proc, "s1")
+    proc.queue.drain()
+    assert runs == [0, 1] and jobs(proc) == []
+
+
+def test_asking_again_never_delays_work_already_due(proc: Process) -> None:
+    enqueue(proc, "s1")
+    enqueue(proc, "s1", delay=3600)
+    [job] = jobs(proc)
+    assert job.run_at <= utcnow() + timedelta(seconds=1)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_leases_come_from_the_database_clock(proc: Process, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This host's clock an hour fast: leases and run times still follow PostgreSQL's now()."""
+    from datetime import datetime as real_datetime
+
+    class FastClock(real_datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return real_datetime.now(tz) + timedelta(hours=1)
+
+    monkeypatch.setattr(jackdaw_db, "datetime", FastClock)
+    enqueue(proc, "s1")
+    ctx = proc.queue.claim()
+    assert ctx is not None, "the job is due on the database's clock"
+    with proc.sessions() as s:
+        db_now = s.scalar(select(func.now()))
+    [job] = jobs(proc)
+    assert job.lease_until is not None
+    assert abs((job.lease_until - db_now).total_seconds() - proc.queue.lease_seconds) < 5

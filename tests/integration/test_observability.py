@@ -39,14 +39,14 @@ from sqlalchemy.engine import make_url
 
 from jackdaw import create_app, health, logs, migrate
 from jackdaw.dns.base import ConfigError, DNSProvider
-from jackdaw.jobs import JobContext, RetryLater
-from jackdaw.models import Account, DnsRecord, Order, utcnow
-from jackdaw.ra.orders import JOB_ORDER
+from jackdaw.jobs import JobContext, JobKind, RetryLater, Wait
+from jackdaw.models import Account, DnsRecord, Order, UpstreamAccount, utcnow
 from jackdaw.runtime import Runtime
 from jackdaw.settings import Settings
-from jackdaw.upstream.account import load_or_create_key
-from jackdaw.upstream.dns01 import DNS01Solver
+from jackdaw.upstream.account import new_key_pem
+from jackdaw.upstream.dns01 import DNS01, RecordState
 from jackdaw.upstream.issuer import OrderJob
+from jackdaw.upstream.sequence import Leg2
 from tests.integration.conftest import relay_settings, running_app
 from tests.integration.test_acme_flow import (  # noqa: F401 - fixtures
     REFUSED,
@@ -79,10 +79,17 @@ def runtime_of(app: Flask) -> Runtime:
     return rt
 
 
-def record_upstream_account(settings: Settings, url: str = "https://upstream.invalid/acme/acct/1") -> None:
-    """What a first issuance leaves in DATA_DIR: the account key and its URL per directory."""
-    load_or_create_key(settings.upstream_key_path)
-    (settings.data_dir / "upstream-account.json").write_text(json.dumps({settings.le_directory: url}))
+def record_upstream_account(app: Flask, url: str | None = "https://upstream.invalid/acme/acct/1") -> None:
+    """What a first issuance leaves in the database: the account key and its URL."""
+    rt = runtime_of(app)
+    with rt.sessions.begin() as s:
+        s.add(UpstreamAccount(directory_url=rt.settings.le_directory, key_pem=new_key_pem().decode(),
+                              key_encrypted=False, account_url=url))
+
+
+def upstream_accounts(app: Flask) -> int:
+    with runtime_of(app).sessions() as s:
+        return len(s.query(UpstreamAccount).all())
 
 
 @contextmanager
@@ -158,7 +165,7 @@ def readyz(app: Flask) -> tuple[int, dict[str, Any]]:
 
 
 def test_ready_with_a_recorded_upstream_account(app: Flask) -> None:
-    record_upstream_account(runtime_of(app).settings)
+    record_upstream_account(app)
     status, doc = readyz(app)
     assert status == 200, doc
     assert doc["status"] == "ready"
@@ -176,15 +183,14 @@ def test_not_ready_without_account_and_unreachable_directory(app: Flask) -> None
     assert checks["database"]["ok"] and checks["migrations"]["ok"]
     assert not checks["upstream"]["ok"]
     assert UPSTREAM in checks["upstream"]["reason"]
-    assert not runtime_of(app).settings.upstream_key_path.exists()
+    assert upstream_accounts(app) == 0
 
 
-def test_an_account_url_without_its_key_does_not_count(app: Flask) -> None:
-    settings = runtime_of(app).settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "upstream-account.json").write_text(json.dumps({settings.le_directory: "https://x/acct/1"}))
+def test_a_key_not_yet_registered_does_not_count(app: Flask) -> None:
+    record_upstream_account(app, url=None)
     assert readyz(app)[0] == 503
-    record_upstream_account(settings)
+    with runtime_of(app).sessions.begin() as s:
+        s.query(UpstreamAccount).update({"account_url": "https://x/acct/1"})
     assert readyz(app)[0] == 200
 
 
@@ -232,7 +238,7 @@ def test_ready_when_the_directory_answers_and_the_answer_is_cached(
             assert status == 200, doc
         assert directory.hits == 1  # cached for UPSTREAM_CACHE_SECONDS
         assert "registered on first use" in doc["checks"]["upstream"]["reason"]
-        assert not runtime_of(app).settings.upstream_key_path.exists()  # nothing registered
+        assert upstream_accounts(app) == 0  # nothing registered
 
         monkeypatch.setattr(health, "UPSTREAM_CACHE_SECONDS", 0.0)
         readyz(app)
@@ -258,12 +264,12 @@ def test_unreachable_directory_is_cached_too(database_url: str, tmp_path: Path) 
     assert calls == ["probe"]
 
 
-def test_not_ready_while_the_schema_is_behind(empty_database_url: str, tmp_path: Path,
+def test_not_ready_while_the_schema_is_behind(empty_database_url: str, tmp_path: Path, directory: Directory,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A database at revision 0001: reachable, but `jackdaw db upgrade` has not run."""
+    """A database at revision 0001: reachable, but `jackdaw db upgrade` has not run (the
+    upstream check, finding no account table, asks the directory instead)."""
     migrate.upgrade(empty_database_url, "0001")
-    settings = relay_settings(empty_database_url, tmp_path / "data")
-    record_upstream_account(settings)
+    settings = relay_settings(empty_database_url, tmp_path / "data", LE_DIRECTORY=directory.url)
     app = create_app(settings)
     try:
         status, doc = readyz(app)
@@ -292,7 +298,6 @@ def test_not_ready_when_the_database_is_unreachable(tmp_path: Path) -> None:
     """SQLite pointed at a directory: every connection fails. Liveness does not care."""
     (tmp_path / "db-is-a-directory").mkdir()
     settings = relay_settings(f"sqlite:///{tmp_path / 'db-is-a-directory'}", tmp_path / "data")
-    record_upstream_account(settings)
     app = create_app(settings)
     try:
         assert plain_client(app).get("/healthz").status_code == 200
@@ -300,7 +305,8 @@ def test_not_ready_when_the_database_is_unreachable(tmp_path: Path) -> None:
         assert status == 503
         assert not doc["checks"]["database"]["ok"] and doc["checks"]["database"]["reason"]
         assert doc["checks"]["migrations"] == {"ok": False, "reason": "not checked: database unreachable"}
-        assert doc["checks"]["upstream"]["ok"]
+        # the account lives in the database: without it, only the directory can answer (it cannot here)
+        assert not doc["checks"]["upstream"]["ok"] and UPSTREAM in doc["checks"]["upstream"]["reason"]
         samples = scrape(app)  # still 200: the database part says it failed
         assert value(samples, "jackdaw_database_up") == 0
         assert value(samples, "process_cpu_seconds_total") > 0
@@ -365,9 +371,9 @@ def test_metrics_after_validations(relay: Relay, alice: RequestSigner) -> None:
     assert value(after, "jackdaw_authorizations", status="valid") == 1
     assert value(after, "jackdaw_authorizations", status="invalid") == 1
     # the ready order queued leg 2 (held back by the relay fixture); validations are done
-    assert value(after, "jackdaw_job_queue_depth", kind=JOB_ORDER) == 1
+    assert value(after, "jackdaw_job_queue_depth", kind=JobKind.ORDER) == 1
     assert value(after, "jackdaw_job_queue_depth", kind="validate") == 0
-    assert 0 <= value(after, "jackdaw_job_oldest_age_seconds", kind=JOB_ORDER) < 60
+    assert 0 <= value(after, "jackdaw_job_oldest_age_seconds", kind=JobKind.ORDER) < 60
     assert value(after, "jackdaw_job_oldest_age_seconds", kind="validate") == 0
 
 
@@ -389,8 +395,8 @@ def test_time_to_certificate(relay: Relay, alice: RequestSigner) -> None:
     assert ok(alice.post(order["finalize"], {"csr": csr_for(domain)}))["status"] == "processing"
     before = scrape(relay.app)
     rt = relay.runtime
-    OrderJob(rt.sessions, rt.upstream, cast(Any, None))._store_certificate(order_url.rsplit("/", 1)[-1],
-                                                                          self_signed_chain(domain))
+    OrderJob(rt.sessions, Leg2(rt.sessions, rt.upstream, cast(Any, None)))._store_certificate(
+        order_url.rsplit("/", 1)[-1], self_signed_chain(domain))
     after = scrape(relay.app)
     name = "jackdaw_time_to_certificate_seconds"
     assert value(after, f"{name}_count") - value(before, f"{name}_count") == 1
@@ -452,7 +458,7 @@ def insert_ready_order(rt: Runtime) -> str:
 
 
 def run_order_job(rt: Runtime, job: OrderJob, order_id: str, attempts: int = 1) -> None:
-    job(JobContext(1, JOB_ORDER, order_id, attempts, rt.queue))
+    job(JobContext(1, JobKind.ORDER, order_id, attempts, None))
 
 
 @pytest.mark.parametrize(
@@ -467,7 +473,8 @@ def test_upstream_errors_by_type(app: Flask, error: BaseException, kind: str) ->
     rt = runtime_of(app)
     order_id = insert_ready_order(rt)
     provider = FlakyProvider(cleanup_failures=0)
-    job = OrderJob(rt.sessions, cast(Any, BrokenUpstream(error)), DNS01Solver(rt.settings, provider, rt.sessions))
+    job = OrderJob(rt.sessions, Leg2(rt.sessions, cast(Any, BrokenUpstream(error)),
+                                     DNS01(rt.settings, provider, rt.sessions, rt.queue)))
     before = scrape(app)
     try:
         run_order_job(rt, job, order_id)
@@ -482,12 +489,15 @@ def test_dns_provider_failures_and_latency(app: Flask) -> None:
     rt = runtime_of(app)
     order_id = insert_ready_order(rt)
     with rt.sessions.begin() as s:
-        s.execute(insert(DnsRecord).values(order_id=order_id, zone=OK, fqdn=f"_acme-challenge.up.{OK}", value="v1"))
+        s.execute(insert(DnsRecord).values(order_id=order_id, zone=OK, fqdn=f"_acme-challenge.up.{OK}", value="v1",
+                                           state=RecordState.REMOVING))
     provider = FlakyProvider(cleanup_failures=1)
-    solver = DNS01Solver(rt.settings, provider, rt.sessions)
+    dns01 = DNS01(rt.settings, provider, rt.sessions, rt.queue)
+    zone_run = JobContext(1, JobKind.DNS_ZONE, OK, 1, None)
     before = scrape(app)
-    assert solver.cleanup(order_id) is False
-    assert solver.cleanup(order_id) is True
+    with pytest.raises(Wait):  # the removal failed: the zone's job looks again later
+        dns01.run_zone(zone_run)
+    dns01.run_zone(zone_run)
     after = scrape(app)
     labels = {"provider": "flaky", "op": "cleanup"}
 
@@ -587,14 +597,16 @@ def test_secrets_never_reach_the_log(database_url: str, tmp_path: Path, capsys: 
         order_id = insert_ready_order(rt)
         with rt.sessions.begin() as s:
             s.execute(insert(DnsRecord).values(order_id=order_id, zone=OK, fqdn=f"_acme-challenge.up.{OK}",
-                                               value="leftover"))
-        job, _ = rt.queue.handlers[JOB_ORDER]
+                                               value="leftover", state=RecordState.REMOVING))
+        job = rt.queue.handlers[JobKind.ORDER].handler
         assert isinstance(job, OrderJob)
         with pytest.raises(RetryLater):
             run_order_job(rt, job, order_id)
+        with pytest.raises(Wait):
+            job.leg2.dns01.run_zone(JobContext(1, JobKind.DNS_ZONE, OK, 1, None))
         # careless code: the provider and its config must not carry the secrets into a line,
         # nor Settings its env (repr=False)...
-        provider = job.dns01.provider
+        provider = job.leg2.dns01.provider
         for obj in (provider, getattr(provider, "config", None)):
             assert not any(secret in repr(obj) for secret in hidden), type(obj).__name__
         assert not any(secret in repr(rt.settings) for secret in [tsig_secret, *extra_secrets.values()])

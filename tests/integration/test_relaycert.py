@@ -21,11 +21,12 @@ from sqlalchemy import select
 from jackdaw import jobs, metrics
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.base import DNSProvider
+from jackdaw.jobs import JobContext, JobKind
 from jackdaw.models import DnsRecord, Job, utcnow
-from jackdaw.relaycert import JOB_RELAY_CERT, RelayCertificate, standalone
+from jackdaw.relaycert import RelayCertificate, standalone
 from jackdaw.relaycert.job import RETRY_BASE
 from jackdaw.runtime import Runtime
-from jackdaw.upstream.dns01 import DNS01Solver
+from jackdaw.upstream.dns01 import DNS01, RecordState
 from tests.integration.conftest import relay_settings, running_app
 
 DOMAIN = "relay.example.test"
@@ -46,7 +47,7 @@ def run_periodic(rt: Runtime) -> None:
 
 def relay_jobs(rt: Runtime) -> list[Job]:
     with rt.sessions() as s:
-        return list(s.scalars(select(Job).where(Job.kind == JOB_RELAY_CERT)))
+        return list(s.scalars(select(Job).where(Job.kind == JobKind.RELAY_CERT)))
 
 
 def test_start_writes_a_placeholder_and_queues_one_job(app: Flask) -> None:
@@ -140,19 +141,21 @@ def test_relay_txt_values_are_not_orphans_while_the_job_exists(database_url: str
     with running_app(database_url, tmp_path / "data", **ENABLED) as app:
         rt: Runtime = app.extensions["jackdaw"]
         provider = Recorder()
-        solver = DNS01Solver(relay_settings(database_url, tmp_path), provider, rt.sessions)
+        dns01 = DNS01(relay_settings(database_url, tmp_path), provider, rt.sessions, rt.queue)
         relay = RelayCertificate(rt.settings, rt.sessions, rt.queue)
         relay.renew()
-        with rt.sessions.begin() as s:  # what DNS01Solver.present records; no order row exists
-            s.add(DnsRecord(order_id=relay.subject, zone="example.test", fqdn=f"_acme-challenge.{DOMAIN}",
-                            value="relay-value"))
+        with rt.sessions.begin() as s:  # what DNS01.request records; no order row exists
+            s.add(DnsRecord(order_id=relay.subject, owner_kind=JobKind.RELAY_CERT, zone="example.test",
+                            fqdn=f"_acme-challenge.{DOMAIN}", value="relay-value", state=RecordState.SERVED))
 
-        assert solver.sweep_orphans(timedelta(seconds=-1)) == 0
-        assert provider.removed == []
+        assert dns01.sweep_orphans(timedelta(seconds=-1)) == 0
+        with rt.sessions() as s:
+            assert [r.state for r in s.scalars(select(DnsRecord))] == [RecordState.SERVED]
 
         with rt.sessions.begin() as s:  # the job is gone (it died after writing the value)
-            s.query(Job).filter(Job.kind == JOB_RELAY_CERT).delete()
-        assert solver.sweep_orphans(timedelta(seconds=-1)) == 1
+            s.query(Job).filter(Job.kind == JobKind.RELAY_CERT).delete()
+        assert dns01.sweep_orphans(timedelta(seconds=-1)) == 1
+        dns01.run_zone(JobContext(1, JobKind.DNS_ZONE, "example.test", 1, None))  # the zone's job removes it
         assert provider.removed == ["relay-value"]
         with rt.sessions() as s:
             assert s.scalars(select(DnsRecord)).all() == []

@@ -15,8 +15,8 @@ from cryptography.x509.oid import NameOID
 from josepy import JWKEC
 from sqlalchemy import select, update
 
+from jackdaw.jobs import JobKind
 from jackdaw.models import Account, Authz, Certificate, Order, utcnow
-from jackdaw.ra.revocation import JOB_REVOKE
 from jackdaw.wfe import views
 from tests.integration.test_acme_flow import (  # noqa: F401 - fixtures
     ChallengeServer,
@@ -236,7 +236,7 @@ def test_owner_revokes_and_the_job_is_queued(relay: Relay, alice: RequestSigner,
     assert resp.status_code == 200
     row = _revoked(relay, cert)
     assert row.revoked is not None and row.revocation_reason == 4
-    assert [j[0] for j in relay.jobs(JOB_REVOKE)] == [JOB_REVOKE]
+    assert [j[0] for j in relay.jobs(JobKind.REVOKE)] == [JobKind.REVOKE]
     problem(alice.post("/acme/revoke-cert", {"certificate": _der(cert)}), "alreadyRevoked", 400)
 
 

@@ -119,7 +119,16 @@ def test_txt_query_does_not_ask_for_recursion() -> None:
 
 
 def test_propagation_timeout_names_record_and_servers() -> None:
-    error = PropagationTimeout("_acme-challenge.x.test", ["ns1.x.test@192.0.2.1", "ns2@::1"])
+    error = PropagationTimeout("_acme-challenge.x.test", ["ns1.x.test", "ns2.x.test"])
     assert isinstance(error, DNSLookupError)
     assert error.fqdn == "_acme-challenge.x.test"
-    assert str(error) == ("TXT _acme-challenge.x.test not yet served by: ns1.x.test@192.0.2.1, ns2@::1")
+    assert str(error) == "TXT _acme-challenge.x.test not yet served by: ns1.x.test, ns2.x.test"
+
+
+def test_propagation_timeout_tells_unreachable_servers_apart() -> None:
+    error = PropagationTimeout("_acme-challenge.x.test", ["ns1.x.test"], ["ns9.x.test"])
+    assert error.unreachable == ["ns9.x.test"]
+    assert str(error) == ("TXT _acme-challenge.x.test not yet served by: ns1.x.test; "
+                          "no answer from any address of: ns9.x.test")
+    assert str(PropagationTimeout("n.x.test", [], ["ns9.x.test"])) == (
+        "TXT n.x.test no answer from any address of: ns9.x.test")

@@ -110,17 +110,20 @@ def provider(**extra: str) -> NamecheapProvider:
 def test_present_writes_back_every_other_host_exactly(rsps: Any) -> None:
     rsps.post(PRODUCTION_URL, body=get_hosts())
     rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts(ours(MINE)))  # the read-back
     provider().present(ZONE, FQDN, MINE)
     assert form(rsps.calls[0]) == {"ApiUser": "apiexample", "ApiKey": API_KEY, "UserName": "apiexample",
                                    "ClientIp": "192.168.1.109", "Command": "namecheap.domains.dns.getHosts",
                                    "SLD": "example", "TLD": "com"}
     assert form(rsps.calls[1]) == expected_set(*OTHERS, ours(MINE))
+    assert form(rsps.calls[2])["Command"] == "namecheap.domains.dns.getHosts"
     assert all("?" not in c.request.url for c in rsps.calls)  # the API key travels in the body only
 
 
 def test_cleanup_removes_only_its_own_value(rsps: Any) -> None:
     rsps.post(PRODUCTION_URL, body=get_hosts(ours(MINE, "300"), ours(WILDCARD, "301")))
     rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts(ours(WILDCARD, "301")))
     provider().cleanup(ZONE, FQDN, MINE)
     assert form(rsps.calls[1]) == expected_set(*OTHERS, ours(WILDCARD, "301"))
 
@@ -140,6 +143,7 @@ def test_a_retried_present_writes_nothing(rsps: Any) -> None:
 def test_documented_host_tag_and_no_email_type(rsps: Any) -> None:
     rsps.post(PRODUCTION_URL, body=get_hosts(tag="Host", email=""))
     rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts(ours(MINE), tag="Host", email=""))
     provider().present(ZONE, FQDN, MINE)
     assert form(rsps.calls[1]) == expected_set(*OTHERS, ours(MINE), email="")
 
@@ -196,13 +200,35 @@ def test_a_failed_clean_up_leaves_the_value_for_a_retry_and_spares_the_other(rsp
 
     rsps.post(PRODUCTION_URL, body=both)  # the failed write changed nothing
     rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts(ours(MINE, "300")))
     p.cleanup(ZONE, FQDN, WILDCARD)  # the other value is still removed ...
     assert form(rsps.calls[3]) == expected_set(*OTHERS, ours(MINE, "300"))  # ... and ours is kept for the retry
 
     rsps.post(PRODUCTION_URL, body=get_hosts(ours(MINE, "300")))
     rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts())
     p.cleanup(ZONE, FQDN, MINE)
-    assert form(rsps.calls[5]) == expected_set(*OTHERS)
+    assert form(rsps.calls[6]) == expected_set(*OTHERS)
+
+
+def test_a_batch_is_one_read_modify_write(rsps: Any) -> None:
+    rsps.post(PRODUCTION_URL, body=get_hosts())
+    rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts(ours(MINE, "300"), ours(WILDCARD, "301")))
+    provider().present_many(ZONE, [(FQDN, MINE), (FQDN, WILDCARD)])
+    assert len(rsps.calls) == 3
+    assert form(rsps.calls[1]) == expected_set(*OTHERS, ours(MINE), ours(WILDCARD))
+
+
+def test_a_write_lost_to_another_writer_is_an_error(rsps: Any) -> None:
+    """Someone else's setHosts landed between ours and the read-back: ours is gone, and so is a
+    host we wrote back. Reported now, not discovered when the CA finds no TXT."""
+    rsps.post(PRODUCTION_URL, body=get_hosts())
+    rsps.post(PRODUCTION_URL, body=set_hosts())
+    rsps.post(PRODUCTION_URL, body=get_hosts().replace('Name="www" Type="A"', 'Name="ww2" Type="A"'))
+    with pytest.raises(DNSProviderError, match="read back differs") as e:
+        provider().present(ZONE, FQDN, MINE)
+    assert f"_acme-challenge.www={MINE}" in str(e.value) and "www A" in str(e.value)
 
 
 def test_not_xml_is_an_error(rsps: Any) -> None:

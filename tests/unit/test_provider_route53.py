@@ -1,8 +1,8 @@
 """Route 53 provider against moto's Route 53 (``mock_aws``) and botocore's Stubber.
 
 Moto implements the Route 53 API (ListHostedZonesByName, ListResourceRecordSets,
-ChangeResourceRecordSets, GetChange answering INSYNC). Error shapes that moto does not produce
-are stubbed as the Route 53 API reference documents them
+ChangeResourceRecordSets, GetChange answering INSYNC). GetChange answering PENDING, and error
+shapes that moto does not produce, are stubbed as the Route 53 API reference documents them
 (https://docs.aws.amazon.com/Route53/latest/APIReference/CommonErrors.html): AccessDenied
 (HTTP 403) and Throttling "Rate exceeded" (HTTP 400). Requests are recorded with botocore's
 ``before-parameter-build`` event, i.e. exactly the parameters sent to the API.
@@ -24,8 +24,7 @@ from jackdaw.dns.providers.route53 import Route53Provider
 from jackdaw.dns.registry import build_provider
 
 KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ENV = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_WAIT_DELAY": "1",
-       "AWS_WAIT_MAX_ATTEMPTS": "2"}
+ENV = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
 ZONE, FQDN = "example.com", "_acme-challenge.www.example.com"
 MINE, WILDCARD, FOREIGN = "A" * 43, "B" * 43, "kept by someone else"
 
@@ -193,17 +192,30 @@ def test_a_failed_clean_up_leaves_the_value_for_a_retry_and_spares_the_other(
     assert txt_values(route53, zone_id) is None
 
 
-def test_a_change_that_never_syncs_is_an_error(route53: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_change_is_reported_pending_until_route53_says_insync(route53: Any) -> None:
+    """present returns at once; ``pending`` asks GetChange (one call, never a wait) and reports
+    the record until the change is INSYNC, then forgets the change."""
     make_zone(route53)
     p = provider()
+    p.present(ZONE, FQDN, MINE)
+    [change_id] = p._changes.values()
+    other = ("_acme-challenge.other.example.com", "x")
+    with Stubber(p._client) as stub:
+        stub.add_response("get_change", {"ChangeInfo": {"Id": change_id, "Status": "PENDING",
+                                                         "SubmittedAt": "2026-12-02T12:00:00Z"}}, {"Id": change_id})
+        assert p.pending(ZONE, [(FQDN, MINE), other]) == {(FQDN, MINE)}  # nothing submitted for the other
+        stub.add_response("get_change", {"ChangeInfo": {"Id": change_id, "Status": "INSYNC",
+                                                         "SubmittedAt": "2026-12-02T12:00:00Z"}}, {"Id": change_id})
+        assert p.pending(ZONE, [(FQDN, MINE)]) == set()
+        stub.assert_no_pending_responses()
+    assert p.pending(ZONE, [(FQDN, MINE)]) == set()  # forgotten: no further GetChange
 
-    class NeverInSync:
-        def wait(self, **_: Any) -> None:
-            raise botocore.exceptions.WaiterError("ResourceRecordSetsChanged", "Max attempts exceeded", {})
 
-    monkeypatch.setattr(p._client, "get_waiter", lambda name: NeverInSync())
-    with pytest.raises(DNSProviderError, match="did not become INSYNC"):
-        p.present(ZONE, FQDN, MINE)
+def test_moto_reports_changes_insync(route53: Any) -> None:
+    make_zone(route53)
+    p = provider()
+    p.present_many(ZONE, [(FQDN, MINE), (FQDN, WILDCARD)])
+    assert p.pending(ZONE, [(FQDN, MINE), (FQDN, WILDCARD)]) == set()
 
 
 @pytest.mark.parametrize(
@@ -214,8 +226,6 @@ def test_a_change_that_never_syncs_is_an_error(route53: Any, monkeypatch: pytest
         pytest.param({"AWS_SECRET_ACCESS_KEY": SECRET}, "AWS_ACCESS_KEY_ID", id="secret-without-key-id"),
         pytest.param({"AWS_PROFILE": "nope"}, "AWS_PROFILE", id="unknown-profile"),
         pytest.param({**ENV, "AWS_TTL": "0"}, "AWS_TTL", id="bad-ttl"),
-        pytest.param({**ENV, "AWS_WAIT_DELAY": "soon"}, "AWS_WAIT_DELAY", id="bad-wait-delay"),
-        pytest.param({**ENV, "AWS_WAIT_MAX_ATTEMPTS": "-3"}, "AWS_WAIT_MAX_ATTEMPTS", id="bad-wait-attempts"),
     ],
 )
 def test_config_errors_name_the_variable(env: dict[str, str], variable: str) -> None:

@@ -1,23 +1,14 @@
-"""Leg 2 pieces that need no CA: the account key on disk and upstream errors as problems."""
+"""Leg 2 pieces that need no CA: upstream errors as problems, and what each one means."""
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
-
 import pytest
+import requests
 from acme import messages
 
+from jackdaw.dns.base import DNSProviderError
 from jackdaw.protocol import problems
-from jackdaw.upstream.account import load_or_create_key
-from jackdaw.upstream.issuer import problem_from_upstream
-
-
-def test_account_key_is_private_and_stable(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "upstream-account.key"
-    first = load_or_create_key(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_or_create_key(path).thumbprint() == first.thumbprint()
+from jackdaw.upstream.errors import UpstreamFailed, Verdict, problem_from_upstream, verdict
 
 
 @pytest.mark.parametrize(
@@ -39,3 +30,21 @@ def test_upstream_errors_keep_their_type(code: str, expected: type[problems.Acme
     assert problem.status == status
     assert "too many certificates" in problem.detail
     assert problem.to_json()["type"].endswith(expected.code)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        pytest.param(messages.Error.with_code("accountDoesNotExist"), Verdict.ACCOUNT_GONE, id="account-gone"),
+        pytest.param(messages.Error.with_code("serverInternal"), Verdict.TRANSIENT, id="server-internal"),
+        pytest.param(messages.Error.with_code("badNonce"), Verdict.TRANSIENT, id="bad-nonce"),
+        pytest.param(messages.Error.with_code("rateLimited"), Verdict.REFUSED, id="rate-limited"),
+        pytest.param(messages.Error.with_code("unauthorized"), Verdict.REFUSED, id="unauthorized"),
+        pytest.param(UpstreamFailed(problems.DNS("x")), Verdict.REFUSED, id="upstream-failed"),
+        pytest.param(requests.ConnectionError("refused"), Verdict.TRANSIENT, id="connection"),
+        pytest.param(DNSProviderError("503"), Verdict.TRANSIENT, id="provider"),
+        pytest.param(KeyError("bug"), None, id="a-bug-is-not-classified"),
+    ],
+)
+def test_verdicts(exc: BaseException, expected: Verdict | None) -> None:
+    assert verdict(exc) is expected

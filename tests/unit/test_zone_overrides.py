@@ -1,17 +1,14 @@
-"""DNS_ZONE_OVERRIDES: parsing (errors name the variable) and its use in DNS01Solver.locate."""
+"""DNS_ZONE_OVERRIDES: parsing (errors name the variable) and its use in jackdaw.dns.placement.locate."""
 
 from __future__ import annotations
 
-from typing import cast
-
 import dns.resolver
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw.dns.base import ConfigError, DNSProvider
+from jackdaw.dns import placement
+from jackdaw.dns.base import ConfigError
+from jackdaw.dns.placement import override_zone
 from jackdaw.settings import Settings
-from jackdaw.upstream import dns01
-from jackdaw.upstream.dns01 import DNS01Solver, override_zone
 
 REQUIRED = {"RELAY_DOMAIN": "relay.example.test", "ACME_EMAIL": "ops@example.test", "DNS_PROVIDER": "rfc2136"}
 
@@ -74,7 +71,7 @@ def test_override_zone_matches_at_or_under(fqdn: str, zone: str | None) -> None:
     assert override_zone(fqdn, table) == zone
 
 
-# --- DNS01Solver.locate -----------------------------------------------------------------
+# --- placement.locate -----------------------------------------------------------------
 
 
 class Lookups:
@@ -101,37 +98,36 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> Lookups:
             "_acme-challenge.svc.int.example.com": "int.example.com",  # the internal view's answer
         },
     )
-    monkeypatch.setattr(dns01, "follow_cname", fake.follow_cname)
-    monkeypatch.setattr(dns01, "find_zone", fake.find_zone)
-    monkeypatch.setattr(dns01, "make_resolver", lambda nameserver: dns.resolver.Resolver(configure=False))
+    monkeypatch.setattr(placement, "follow_cname", fake.follow_cname)
+    monkeypatch.setattr(placement, "find_zone", fake.find_zone)
     return fake
 
 
-def solver(raw: str) -> DNS01Solver:
-    settings = Settings.parse({**REQUIRED, "DNS_ZONE_OVERRIDES": raw})
-    return DNS01Solver(settings, cast(DNSProvider, None), cast("sessionmaker[Session]", None))
+def locate(raw: str, name: str) -> tuple[str, str]:
+    """Where leg 2 writes the TXT for ``name`` with DNS_ZONE_OVERRIDES=``raw``."""
+    return placement.locate(name, dns.resolver.Resolver(configure=False), overrides(raw))
 
 
 def test_override_replaces_soa_discovery(lookups: Lookups) -> None:
-    located = solver("int.example.com=example.com").locate("_acme-challenge.host.int.example.com")
+    located = locate("int.example.com=example.com", "_acme-challenge.host.int.example.com")
     assert located == ("example.com", "_acme-challenge.host.int.example.com")
     assert lookups.zone_lookups == []
 
 
 def test_override_applies_to_the_cname_target(lookups: Lookups) -> None:
     # CNAME first: the delegated name's target is what the override is matched against
-    located = solver("int.example.com=example.com").locate("_acme-challenge.svc.example.org")
+    located = locate("int.example.com=example.com", "_acme-challenge.svc.example.org")
     assert located == ("example.com", "_acme-challenge.svc.int.example.com")
     assert lookups.zone_lookups == []
 
 
 def test_cname_target_without_override_uses_soa(lookups: Lookups) -> None:
-    located = solver("").locate("_acme-challenge.svc.example.org")
+    located = locate("", "_acme-challenge.svc.example.org")
     assert located == ("int.example.com", "_acme-challenge.svc.int.example.com")
     assert lookups.zone_lookups == ["_acme-challenge.svc.int.example.com"]
 
 
 def test_names_outside_overrides_use_soa(lookups: Lookups) -> None:
-    located = solver("int.example.com=example.com").locate("_acme-challenge.www.example.com")
+    located = locate("int.example.com=example.com", "_acme-challenge.www.example.com")
     assert located == ("example.com", "_acme-challenge.www.example.com")
     assert lookups.zone_lookups == ["_acme-challenge.www.example.com"]

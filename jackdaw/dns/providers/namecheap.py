@@ -4,17 +4,18 @@
 that are not included into the API call will be deleted"), so present and clean-up read the
 list with ``getHosts``, add or remove only our TXT host, and write every other host back as it
 was (HostName, RecordType, Address, MXPref, TTL), together with the domain's EmailType, all
-under one lock per zone. Calls are POSTed so the API key never appears in a URL. Namecheap
-answers HTTP 405 when it rate-limits (20/min, 700/hour, 8000/day).
+in one call for all the values at hand, then read the list back to verify it. The relay runs
+every change of a zone in that zone's job (jackdaw.upstream.dns01), whose database claim keeps
+two workers or instances from interleaving their read-modify-writes. Calls are POSTed so the
+API key never appears in a URL. Namecheap answers HTTP 405 when it rate-limits (20/min, 700/hour, 8000/day).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -34,8 +35,6 @@ HOST_FIELDS = ("Name", "Type", "Address", "MXPref", "TTL")
 TRUE, FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
 
 
-
-
 def _api_url(env: Mapping[str, str]) -> str:
     url = env.get("NAMECHEAP_API_URL", "").strip()
     if url:
@@ -46,8 +45,6 @@ def _api_url(env: Mapping[str, str]) -> str:
     if sandbox not in TRUE | FALSE:
         raise ConfigError(f"NAMECHEAP_SANDBOX: must be true or false, got {sandbox!r}")
     return SANDBOX_URL if sandbox in TRUE else PRODUCTION_URL
-
-
 
 
 @dataclass(frozen=True)
@@ -88,38 +85,57 @@ class NamecheapProvider(DNSProvider):
     def __init__(self, config: NamecheapConfig, session: requests.Session | None = None) -> None:
         self.config = config
         self._session = session or requests.Session()
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NamecheapProvider:
         return cls(NamecheapConfig.from_env(env))
 
     def present(self, zone: str, fqdn: str, value: str) -> None:
-        zone, fqdn = _norm(zone), _norm(fqdn)
-        host = _host_name(zone, fqdn)
-        with self._lock_for(zone):
-            hosts, email_type = self._get_hosts(zone)
-            if any(_is_ours(h, host, value) for h in hosts):
-                return  # a retried present
-            ours = {"Name": host, "Type": "TXT", "Address": value, "MXPref": "10", "TTL": str(self.config.ttl)}
-            self._set_hosts(zone, [*hosts, ours], email_type, f"add TXT {fqdn}")
-        log.info("namecheap: added TXT %s", fqdn)
+        self.present_many(zone, [(fqdn, value)])
 
     def cleanup(self, zone: str, fqdn: str, value: str) -> None:
-        zone, fqdn = _norm(zone), _norm(fqdn)
-        host = _host_name(zone, fqdn)
-        with self._lock_for(zone):
-            hosts, email_type = self._get_hosts(zone)
-            rest = [h for h in hosts if not _is_ours(h, host, value)]
-            if len(rest) == len(hosts):
-                return  # already gone
-            self._set_hosts(zone, rest, email_type, f"remove TXT {fqdn}")
-        log.info("namecheap: removed TXT %s", fqdn)
+        self.cleanup_many(zone, [(fqdn, value)])
 
-    def _lock_for(self, zone: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(zone, threading.Lock())
+    def present_many(self, zone: str, records: Sequence[tuple[str, str]]) -> None:
+        """One read-modify-write adds them all, then a read checks they are all there."""
+        zone = _norm(zone)
+        ours = [(_host_name(zone, _norm(fqdn)), value) for fqdn, value in records]
+        hosts, email_type = self._get_hosts(zone)
+        new = [(host, value) for host, value in dict.fromkeys(ours)
+               if not any(_is_ours(h, host, value) for h in hosts)]
+        if not new:
+            return  # a retried present
+        added = [{"Name": host, "Type": "TXT", "Address": value, "MXPref": "10", "TTL": str(self.config.ttl)}
+                 for host, value in new]
+        what = f"add TXT {_what(zone, new)}"
+        self._set_hosts(zone, [*hosts, *added], email_type, what)
+        self._verify(zone, hosts, present=ours, absent=[], what=what)
+        log.info("namecheap: %s", what)
+
+    def cleanup_many(self, zone: str, records: Sequence[tuple[str, str]]) -> None:
+        zone = _norm(zone)
+        gone = [(_host_name(zone, _norm(fqdn)), value) for fqdn, value in records]
+        hosts, email_type = self._get_hosts(zone)
+        rest = [h for h in hosts if not any(_is_ours(h, host, value) for host, value in gone)]
+        if len(rest) == len(hosts):
+            return  # already gone
+        what = f"remove TXT {_what(zone, gone)}"
+        self._set_hosts(zone, rest, email_type, what)
+        self._verify(zone, rest, present=[], absent=gone, what=what)
+        log.info("namecheap: %s", what)
+
+    def _verify(self, zone: str, kept: list[dict[str, str]], *, present: list[tuple[str, str]],
+                absent: list[tuple[str, str]], what: str) -> None:
+        """setHosts replaces the whole list: read it back, so a write that raced another writer
+        of the zone (outside Jackdaw) is an error here instead of a lost value later."""
+        hosts, _ = self._get_hosts(zone)
+        missing = [f"{h}={v}" for h, v in present if not any(_is_ours(x, h, v) for x in hosts)]
+        missing += [f"{x['Name']} {x['Type']}" for x in kept if not any(_same(x, y) for y in hosts)]
+        lingering = [f"{h}={v}" for h, v in absent if any(_is_ours(x, h, v) for x in hosts)]
+        if missing or lingering:
+            raise DNSProviderError(f"namecheap {what}: the host list read back differs (missing: "
+                                   f"{', '.join(missing) or 'none'}; still there: {', '.join(lingering) or 'none'}); "
+                                   "was the zone changed by someone else at the same time?")
 
     def _get_hosts(self, zone: str) -> tuple[list[dict[str, str]], str]:
         root = self._call("namecheap.domains.dns.getHosts", _split(zone), f"read hosts of {zone}")
@@ -179,6 +195,15 @@ class NamecheapProvider(DNSProvider):
 
 def _is_ours(host: dict[str, str], name: str, value: str) -> bool:
     return host["Type"].upper() == "TXT" and host["Name"].lower() == name and host["Address"] == value
+
+
+def _same(a: dict[str, str], b: dict[str, str]) -> bool:
+    return (a["Name"].lower(), a["Type"].upper(), a["Address"]) == (b["Name"].lower(), b["Type"].upper(), b["Address"])
+
+
+def _what(zone: str, hosts: Sequence[tuple[str, str]]) -> str:
+    names = sorted({f"{h}.{zone}" if h != "@" else zone for h, _ in hosts})
+    return names[0] if len(hosts) == 1 else f"{names[0]} and {len(hosts) - 1} more"
 
 
 def _find(root: ET.Element, name: str) -> ET.Element | None:

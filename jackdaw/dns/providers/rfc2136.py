@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -40,16 +40,12 @@ TSIG_HINTS: dict[type[dns.tsig.PeerError], str] = {
 }
 
 
-
-
 def _parse_algorithm(text: str) -> dns.name.Name:
     algorithm = ALGORITHMS.get(text.strip().lower().rstrip("."))
     if algorithm is None:
         known = ", ".join(sorted(ALGORITHMS))
         raise ConfigError(f"RFC2136_TSIG_ALGORITHM: unknown {text!r} (known: {known})")
     return algorithm
-
-
 
 
 @dataclass(frozen=True)
@@ -104,14 +100,23 @@ class RFC2136Provider(DNSProvider):
         return cls(RFC2136Config.from_env(env))
 
     def present(self, zone: str, fqdn: str, value: str) -> None:
-        update = self._update(zone)
-        update.add(dns.name.from_text(fqdn), self.config.ttl, _txt(value))
-        self._send(update, f"add TXT {fqdn}")
+        self.present_many(zone, [(fqdn, value)])
 
     def cleanup(self, zone: str, fqdn: str, value: str) -> None:
+        self.cleanup_many(zone, [(fqdn, value)])
+
+    def present_many(self, zone: str, records: Sequence[tuple[str, str]]) -> None:
+        """One UPDATE adds them all (RFC 2136 applies an update atomically)."""
         update = self._update(zone)
-        update.delete(dns.name.from_text(fqdn), _txt(value))  # this rdata only
-        self._send(update, f"delete TXT {fqdn}")
+        for fqdn, value in records:
+            update.add(dns.name.from_text(fqdn), self.config.ttl, _txt(value))
+        self._send(update, f"add TXT {_what(records)}")
+
+    def cleanup_many(self, zone: str, records: Sequence[tuple[str, str]]) -> None:
+        update = self._update(zone)
+        for fqdn, value in records:
+            update.delete(dns.name.from_text(fqdn), _txt(value))  # this rdata only
+        self._send(update, f"delete TXT {_what(records)}")
 
     def _update(self, zone: str) -> dns.update.UpdateMessage:
         keyring = dns.tsigkeyring.from_text(
@@ -142,6 +147,11 @@ class RFC2136Provider(DNSProvider):
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise DNSProviderError(f"rfc2136 {what} via {where}: server answered {dns.rcode.to_text(rcode)}")
+
+
+def _what(records: Sequence[tuple[str, str]]) -> str:
+    names = sorted({fqdn for fqdn, _ in records})
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(records) - 1} more"
 
 
 def _txt(value: str) -> dns.rdtypes.ANY.TXT.TXT:

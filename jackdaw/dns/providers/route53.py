@@ -4,14 +4,16 @@ Credentials are whatever boto3 finds (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, A
 the shared config files, an instance or task role). All TXT values of one name form ONE
 record set in Route 53, so present and clean-up are read-modify-write of that set, serialized
 per name: UPSERT the set with our value added or removed, or DELETE the set (which must match
-it exactly) when ours was the last value. Each change is waited for until it is INSYNC.
+it exactly) when ours was the last value. A change is never waited for: ``pending`` reports
+one still PENDING (GetChange) to the relay's zone job, which looks again at its next round
+while it also probes Route 53's name servers.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +32,11 @@ AUTH_FAILED = frozenset({
 })
 
 
-
-
 @dataclass(frozen=True)
 class Route53Config:
     region: str = "us-east-1"
     hosted_zone_id: str | None = None
     ttl: int = 60
-    wait_delay: int = 5
-    wait_max_attempts: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Route53Config:
@@ -47,8 +45,6 @@ class Route53Config:
             region=env.get("AWS_REGION", "").strip() or "us-east-1",
             hosted_zone_id=zone_id.removeprefix("/hostedzone/") or None,
             ttl=envparse.integer(env, "AWS_TTL", 60, minimum=1),
-            wait_delay=envparse.integer(env, "AWS_WAIT_DELAY", 5, minimum=1),
-            wait_max_attempts=envparse.integer(env, "AWS_WAIT_MAX_ATTEMPTS", 60, minimum=1),
         )
 
 
@@ -92,6 +88,8 @@ class Route53Provider(DNSProvider):
         self._zone_ids: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        #: the last change submitted per record name, until Route 53 reports it INSYNC
+        self._changes: dict[str, str] = {}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Route53Provider:
@@ -127,6 +125,24 @@ class Route53Provider(DNSProvider):
             else:  # DELETE must name the set exactly as it is
                 self._change(zone_id, "DELETE", _record_set(fqdn, current["TTL"], values), what)
         log.info("route53: removed a TXT value at %s", fqdn)
+
+    def pending(self, zone: str, records: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Records whose last change (from this process) is still PENDING: one GetChange per
+        name, never a wait (the relay's zone job asks again at its next round)."""
+        busy: set[tuple[str, str]] = set()
+        for name in {_norm(fqdn) for fqdn, _ in records}:
+            with self._guard:
+                change_id = self._changes.get(name)
+            if change_id is None:
+                continue
+            answer = self._aws("get_change", f"check change {change_id}", Id=change_id)
+            if answer.get("ChangeInfo", {}).get("Status") == "INSYNC":
+                with self._guard:
+                    if self._changes.get(name) == change_id:
+                        del self._changes[name]
+                continue
+            busy |= {(fqdn, value) for fqdn, value in records if _norm(fqdn) == name}
+        return busy
 
     def _lock_for(self, fqdn: str) -> threading.Lock:
         with self._guard:
@@ -165,14 +181,8 @@ class Route53Provider(DNSProvider):
     def _change(self, zone_id: str, action: str, record_set: dict[str, Any], what: str) -> None:
         batch = {"Comment": "jackdaw dns-01", "Changes": [{"Action": action, "ResourceRecordSet": record_set}]}
         answer = self._aws("change_resource_record_sets", what, HostedZoneId=zone_id, ChangeBatch=batch)
-        change_id = answer["ChangeInfo"]["Id"]
-        try:
-            self._client.get_waiter("resource_record_sets_changed").wait(
-                Id=change_id,
-                WaiterConfig={"Delay": self.config.wait_delay, "MaxAttempts": self.config.wait_max_attempts},
-            )
-        except botocore.exceptions.WaiterError as e:
-            raise DNSProviderError(f"route53 {what}: change {change_id} did not become INSYNC: {e}") from e
+        with self._guard:
+            self._changes[_norm(record_set["Name"])] = str(answer["ChangeInfo"]["Id"])
 
     def _aws(self, operation: str, what: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -1,5 +1,7 @@
 """`jackdaw dns-check NAME`: prove the DNS-01 set-up end to end without an ACME order.
 
+(Operator tooling may block: it loops over jackdaw.dns.propagation.probe, the relay's jobs do not.)
+
 Finds where ``_acme-challenge.NAME`` is written (CNAME delegation and DNS_ZONE_OVERRIDES,
 exactly as leg 2 does), writes a random TXT value through the configured provider, waits
 until every authoritative server serves it, and removes it again whatever happened.
@@ -9,13 +11,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import dns.resolver
+
 from jackdaw.dns.base import DNSProvider
-from jackdaw.dns.propagation import PropagationTimeout, wait_for_txt
+from jackdaw.dns.placement import locate, override_zone
+from jackdaw.dns.propagation import QUERY_TIMEOUT, PropagationTimeout, plan, probe
 from jackdaw.dns.resolver import make_resolver
 from jackdaw.settings import Settings
-from jackdaw.upstream.dns01 import locate, override_zone
 
 ZONE_LOOKUP = "zone lookup"
 PROVIDER_WRITE = "provider write"
@@ -113,7 +118,7 @@ def run_check(
     provider failures (they are in the result). ``timeout`` overrides DNS_PROPAGATION_TIMEOUT."""
     result = CheckResult(name=name, validation_name=validation_name(name), value=secrets.token_urlsafe(32))
     try:
-        zone, fqdn = locate(result.validation_name, settings)
+        zone, fqdn = locate(result.validation_name, make_resolver(settings.dns_resolver), settings.dns_zone_overrides)
     except Exception as exc:  # DNSLookupError, or a resolver that cannot even be built
         result.fail(ZONE_LOOKUP, exc)
         return result
@@ -150,3 +155,29 @@ def run_check(
             result.cleanup_error = f"{type(exc).__name__}: {exc}"
             result.fail(CLEANUP, exc)
     return result
+
+
+def wait_for_txt(records: list[tuple[str, str]], resolver: dns.resolver.Resolver, *, timeout: float,
+                 interval: float, ns_port: int = 53, query_timeout: float = QUERY_TIMEOUT,
+                 zones_of: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Probe until every name server serves every record: for operator tools and benchmarks
+    that may block (the relay's jobs probe once per step instead).
+
+    Returns seconds from the start until each name server served everything asked of it.
+    Raises PropagationTimeout naming a lagging record and its lagging and unreachable servers.
+    """
+    start = time.monotonic()
+    placed, servers = plan(records, resolver, zones_of)
+    first_served: dict[str, float] = {}
+    while True:
+        result = probe(placed, servers, port=ns_port, timeout=query_timeout)
+        elapsed = time.monotonic() - start
+        for label, done in result.complete.items():
+            if done:
+                first_served.setdefault(label, elapsed)
+        if len(result.served) == len(set(placed)):
+            return first_served
+        remaining = start + timeout - time.monotonic()
+        if remaining <= 0:
+            raise result.timeout()
+        time.sleep(min(interval, remaining))

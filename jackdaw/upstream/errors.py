@@ -1,0 +1,81 @@
+"""What the upstream CA's answers mean for leg 2: refused (final), transient (retry), or
+"the CA forgot our account". Shared by the leg-2 sequence and the revocation job."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import requests
+from acme import messages
+
+from jackdaw import metrics
+from jackdaw.dns.base import DNSProviderError
+from jackdaw.dns.resolver import DNSLookupError
+from jackdaw.protocol import problems
+
+#: CA problem types worth another try: the CA's own trouble, not a verdict on the request
+TRANSIENT_CODES = frozenset({"serverInternal", "badNonce"})
+
+
+class UpstreamFailed(Exception):
+    """The upstream CA said no; carries the problem the client will see on its order."""
+
+    def __init__(self, problem: problems.AcmeProblem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
+class Verdict(Enum):
+    REFUSED = "refused"  # final: the CA said no
+    TRANSIENT = "transient"  # try again after a back-off
+    ACCOUNT_GONE = "account gone"  # register again, then start over
+
+
+def verdict(exc: BaseException) -> Verdict | None:
+    """How leg 2 treats ``exc``; None for exceptions that are bugs (left to the job engine)."""
+    if isinstance(exc, messages.Error):
+        if exc.code == "accountDoesNotExist":
+            return Verdict.ACCOUNT_GONE
+        return Verdict.TRANSIENT if exc.code in TRANSIENT_CODES else Verdict.REFUSED
+    if isinstance(exc, UpstreamFailed):
+        return Verdict.REFUSED
+    if isinstance(exc, requests.RequestException | DNSProviderError | DNSLookupError):
+        return Verdict.TRANSIENT
+    return None
+
+
+def count_upstream_error(exc: BaseException) -> None:
+    """jackdaw_upstream_errors_total: the CA's problem type, or the transport failure's kind."""
+    if isinstance(exc, messages.Error):
+        kind = exc.code or "unknown"
+    elif isinstance(exc, UpstreamFailed):
+        kind = exc.problem.code
+    elif isinstance(exc, requests.Timeout):
+        kind = "timeout"
+    elif isinstance(exc, requests.ConnectionError):
+        kind = "connection"
+    elif isinstance(exc, requests.RequestException):
+        kind = "http"
+    else:
+        return  # DNS failures have their own metrics
+    metrics.UPSTREAM_ERRORS.labels(type=kind).inc()
+
+
+def problem_from_upstream(error: messages.Error, context: str) -> problems.AcmeProblem:
+    code = error.code or "serverInternal"
+    cls = problems.PROBLEM_TYPES.get(code, problems.ServerInternal)
+    detail = f"upstream CA {context}: {error.detail or error.description or code}"
+    return cls(detail)
+
+
+def order_problem(body: messages.Order, what: str) -> problems.AcmeProblem:
+    if body.error is not None:
+        return problem_from_upstream(body.error, what)
+    return problems.ServerInternal(f"upstream CA {what}")
+
+
+def authz_problem(authz: messages.Authorization) -> problems.AcmeProblem:
+    for challb in authz.challenges:
+        if challb.error is not None:
+            return problem_from_upstream(challb.error, f"rejected DNS-01 for {authz.identifier.value}")
+    return problems.Unauthorized(f"upstream authorization for {authz.identifier.value} is {authz.status.name}")

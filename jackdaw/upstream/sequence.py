@@ -1,0 +1,370 @@
+"""Leg 2, the one sequence: new order → DNS-01 authorizations → finalize → download.
+
+Used by client orders (jackdaw.upstream.issuer), the relay's own certificate
+(jackdaw.relaycert) and anything later. Its progress is an ``upstream_orders`` row per owner
+(a job kind and subject). ``advance`` runs the steps that can run now, each bounded and
+idempotent, and raises ``jobs.Wait`` when the next one has to wait (DNS propagation, the CA's
+validation or issuance), so no thread ever sleeps on the CA:
+
+    new ─▶ authorize ─▶ propagate ─▶ answer ─▶ validate ─▶ ready ─▶ issue ─▶ (Issued)
+                │                                            │
+                └──────────── already valid ─────────────────┘          any ─▶ failed
+
+Every step re-reads the upstream state it acts on, so a run that resumes another's work (a
+crash, a lapsed lease) does not repeat a side effect: a challenge already answered is not
+answered again, an order already finalized is not finalized again. ``ctx.guard()`` comes before
+every request that changes something upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+import requests
+from acme import challenges, messages
+from acme import client as acme_client
+from cryptography import x509
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, Wait, backoff
+from jackdaw.models import UpstreamOrder, utcnow
+from jackdaw.protocol import problems
+from jackdaw.upstream.account import UpstreamAccount
+from jackdaw.upstream.dns01 import DNS01, release
+from jackdaw.upstream.errors import (
+    UpstreamFailed,
+    Verdict,
+    authz_problem,
+    count_upstream_error,
+    order_problem,
+    problem_from_upstream,
+    verdict,
+)
+
+log = logging.getLogger(__name__)
+
+#: first poll of the CA after answering or finalizing, and the longest gap between polls
+POLL_FIRST = 0.25
+POLL_MAX = 1.0
+AUTHZ_DEADLINE = timedelta(seconds=300)
+ISSUE_DEADLINE = timedelta(seconds=300)
+#: steps one run may take without waiting (a guard against a loop between stages)
+MAX_STEPS = 12
+
+
+class Stage(StrEnum):
+    NEW = "new"
+    AUTHORIZE = "authorize"
+    PROPAGATE = "propagate"
+    ANSWER = "answer"
+    VALIDATE = "validate"
+    READY = "ready"
+    ISSUE = "issue"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Issued:
+    chain: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    problem: problems.AcmeProblem
+
+
+@dataclass(frozen=True)
+class AwaitingCSR:
+    """Authorized upstream; the owner has no CSR yet (a client that has not finalized)."""
+
+
+Outcome = Issued | Failed | AwaitingCSR
+CSRSource = Callable[[], x509.CertificateSigningRequest | None]
+
+
+@dataclass
+class Leg2:
+    sessions: sessionmaker[Session]
+    upstream: UpstreamAccount
+    dns01: DNS01
+
+    # -- the owner's calls -------------------------------------------------------------------
+
+    def advance(self, ctx: JobContext, names: list[str], csr: CSRSource, *, profile: str | None = None,
+                replaces: str | None = None) -> Outcome:
+        """Run what can run now for the owner ``(ctx.kind, ctx.subject_id)``; raises Wait or
+        RetryLater, or returns the outcome. The owner stores an Issued chain and calls
+        ``finish`` in the same transaction."""
+        row = self._row(ctx.kind, ctx.subject_id, names, profile, replaces)
+        try:
+            for _ in range(MAX_STEPS):
+                outcome = self._step(ctx, row, csr)
+                if outcome is not None:
+                    return outcome
+            raise Wait("leg 2: step budget of this run spent", 0)
+        except (Wait, RetryLater):
+            raise
+        except Exception as exc:
+            kind = verdict(exc)
+            if kind is None:
+                raise
+            count_upstream_error(exc)
+            if kind is Verdict.ACCOUNT_GONE:
+                self.upstream.forget()
+                self._save(row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
+                raise RetryLater("upstream account unknown; registering again", 0) from exc
+            if kind is Verdict.TRANSIENT:
+                raise RetryLater(f"{type(exc).__name__}: {exc}", backoff(ctx.attempts)) from exc
+            problem = exc.problem if isinstance(exc, UpstreamFailed) else problem_from_upstream(
+                exc, "refused the order") if isinstance(exc, messages.Error) else problems.ServerInternal(str(exc))
+            return self._fail(row, problem)
+
+    def abandon(self, owner_kind: str, owner_id: str, problem: problems.AcmeProblem) -> None:
+        """The owner's job gave up: record why and take its DNS values back."""
+        with self.sessions() as s:
+            row = _find(s, owner_kind, owner_id)
+        if row is not None and row.stage not in (Stage.DONE, Stage.FAILED):
+            self._fail(row, problem)
+
+    def finish(self, s: Session, owner_kind: str, owner_id: str) -> None:
+        """Inside the owner's transaction that stored the certificate."""
+        row = _find(s, owner_kind, owner_id)
+        if row is not None:
+            row.stage, row.status, row.stage_since = Stage.DONE, "valid", utcnow()
+
+    def reset(self, s: Session, owner_kind: str, owner_id: str) -> None:
+        """Forget the owner's upstream order: the next ``advance`` starts a new one."""
+        reset_upstream_order(s, self.dns01.queue, owner_kind, owner_id)
+
+    def state(self, owner_kind: str, owner_id: str) -> UpstreamOrder | None:
+        with self.sessions() as s:
+            return _find(s, owner_kind, owner_id)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _step(self, ctx: JobContext, row: UpstreamOrder, csr: CSRSource) -> Outcome | None:
+        if row.stage == Stage.DONE:
+            return Failed(problems.ServerInternal("upstream order already used"))
+        if row.stage == Stage.FAILED:
+            return Failed(problems.AcmeProblem.from_json(row.error or {}))
+        client = self.upstream.client()
+        if row.stage == Stage.NEW:
+            ctx.guard()
+            url = new_order(client, row.names, row.profile)
+            log.info("%s %s: upstream order %s", row.owner_kind, row.owner_id, url, extra=_extra(row))
+            self._save(row, stage=Stage.AUTHORIZE, url=url)
+            return None
+        assert row.url is not None
+        if row.stage == Stage.AUTHORIZE:
+            self._authorize(ctx, client, row)
+        elif row.stage == Stage.PROPAGATE:
+            progress = self.dns01.progress(row.owner_id, str(row.id))
+            if progress.error is not None:
+                raise UpstreamFailed(problems.DNS(f"DNS-01 record {progress.error}"))
+            if not progress.done:
+                raise Wait("DNS-01 values not yet served by every name server", progress.wait)
+            self._save(row, stage=Stage.ANSWER)
+        elif row.stage == Stage.ANSWER:
+            for chall in row.challenges:
+                ctx.guard()
+                answer(client, chall["url"])
+            self._save(row, stage=Stage.VALIDATE)
+            raise Wait("upstream CA validating DNS-01", POLL_FIRST)
+        elif row.stage == Stage.VALIDATE:
+            self._validate(client, row)
+        elif row.stage == Stage.READY:
+            return self._finalize(ctx, client, row, csr)
+        elif row.stage == Stage.ISSUE:
+            return self._issue(client, row)
+        return None
+
+    def _authorize(self, ctx: JobContext, client: acme_client.ClientV2, row: UpstreamOrder) -> None:
+        body = fetch_order(client, row.url or "")
+        if body.status == messages.STATUS_INVALID:
+            raise UpstreamFailed(order_problem(body, "invalidated the order"))
+        if body.status != messages.STATUS_PENDING:  # ready, or already finalized by an earlier run
+            self._save(row, status=body.status.name,
+                       stage=Stage.READY if body.status == messages.STATUS_READY else Stage.ISSUE)
+            return
+        account_key = client.net.key
+        assert account_key is not None
+        pending: list[dict[str, str]] = []
+        wanted: list[tuple[str, str]] = []
+        for authz_url in body.authorizations:
+            authz = messages.Authorization.from_json(post_as_get(client, authz_url).json())
+            if authz.status == messages.STATUS_VALID:
+                continue
+            if authz.status != messages.STATUS_PENDING:
+                raise UpstreamFailed(authz_problem(authz))
+            challb = next((c for c in authz.challenges if isinstance(c.chall, challenges.DNS01)), None)
+            if challb is None:
+                raise UpstreamFailed(problems.ServerInternal(
+                    f"upstream CA offers no dns-01 challenge for {authz.identifier.value}"))
+            chall: challenges.DNS01 = challb.chall
+            wanted.append((chall.validation_domain_name(authz.identifier.value), chall.validation(account_key)))
+            pending.append({"authz": authz_url, "url": challb.uri})
+        if not pending:
+            self._save(row, status=body.status.name, stage=Stage.READY)
+            return
+        ctx.guard()
+        self.dns01.request(row.owner_kind, row.owner_id, str(row.id), wanted)
+        self._save(row, status=body.status.name, stage=Stage.PROPAGATE, challenges=pending)
+        raise Wait("DNS-01 values asked for", self.dns01.settings.dns_propagation_interval)
+
+    def _validate(self, client: acme_client.ClientV2, row: UpstreamOrder) -> None:
+        waiting: requests.Response | None = None
+        for chall in row.challenges:
+            resp = post_as_get(client, chall["authz"])
+            authz = messages.Authorization.from_json(resp.json())
+            if authz.status == messages.STATUS_PENDING:
+                waiting = resp
+            elif authz.status != messages.STATUS_VALID:
+                raise UpstreamFailed(authz_problem(authz))
+        if waiting is not None:
+            if utcnow() - row.stage_since > AUTHZ_DEADLINE:
+                raise UpstreamFailed(problems.ServerInternal(
+                    f"upstream authorization still pending after {AUTHZ_DEADLINE.total_seconds():.0f} s"))
+            raise Wait("upstream CA validating DNS-01", poll_delay(waiting, row))
+        self.dns01.release(row.owner_id, str(row.id))
+        self._save(row, stage=Stage.READY, challenges=[])
+
+    def _finalize(self, ctx: JobContext, client: acme_client.ClientV2, row: UpstreamOrder,
+                  csr: CSRSource) -> Outcome | None:
+        request = csr()
+        if request is None:
+            return AwaitingCSR()
+        body = fetch_order(client, row.url or "")
+        if body.status == messages.STATUS_READY:
+            ctx.guard()
+            finalize(client, body, request)
+            self._save(row, status=messages.STATUS_PROCESSING.name, stage=Stage.ISSUE)
+            raise Wait("upstream CA issuing", POLL_FIRST)
+        if body.status == messages.STATUS_PENDING:  # its authorizations went away: authorize again
+            self._save(row, status=body.status.name, stage=Stage.AUTHORIZE)
+        elif body.status == messages.STATUS_INVALID:
+            raise UpstreamFailed(order_problem(body, "invalidated the order"))
+        else:  # processing or valid: finalized by an earlier run
+            self._save(row, status=body.status.name, stage=Stage.ISSUE)
+        return None
+
+    def _issue(self, client: acme_client.ClientV2, row: UpstreamOrder) -> Outcome | None:
+        resp = post_as_get(client, row.url or "")
+        body = messages.Order.from_json(resp.json())
+        if body.status == messages.STATUS_VALID and body.certificate:
+            return Issued(post_as_get(client, body.certificate).text)
+        if body.status == messages.STATUS_INVALID:
+            raise UpstreamFailed(order_problem(body, "invalidated the order"))
+        if body.status == messages.STATUS_READY:  # the finalize never arrived: send it again
+            self._save(row, status=body.status.name, stage=Stage.READY)
+            return None
+        if body.status != messages.STATUS_PROCESSING:
+            raise UpstreamFailed(problems.ServerInternal(f"upstream order is {body.status.name} after finalize"))
+        if utcnow() - row.stage_since > ISSUE_DEADLINE:
+            raise UpstreamFailed(problems.ServerInternal("upstream CA did not issue in time"))
+        raise Wait("upstream CA issuing", poll_delay(resp, row))
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def _row(self, owner_kind: str, owner_id: str, names: list[str], profile: str | None,
+             replaces: str | None) -> UpstreamOrder:
+        with self.sessions.begin() as s:
+            row = _find(s, owner_kind, owner_id)
+            if row is None:
+                row = UpstreamOrder(owner_kind=owner_kind, owner_id=owner_id, names=list(names), profile=profile,
+                                    replaces=replaces, stage=Stage.NEW, challenges=[], stage_since=utcnow())
+                s.add(row)
+                s.flush()
+            return row
+
+    def _save(self, row: UpstreamOrder, **values: object) -> None:
+        if "stage" in values and values["stage"] != row.stage:
+            values["stage_since"] = utcnow()
+        with self.sessions.begin() as s:
+            stored = s.get(UpstreamOrder, row.id)
+            if stored is None:
+                raise UpstreamFailed(problems.ServerInternal("upstream order was reset meanwhile"))
+            for key, value in values.items():
+                setattr(stored, key, value)
+                setattr(row, key, value)
+
+    def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem) -> Failed:
+        self.dns01.release(row.owner_id, str(row.id))
+        self._save(row, stage=Stage.FAILED, error=problem.to_json(), challenges=[])
+        log.warning("%s %s: leg 2 failed: %s", row.owner_kind, row.owner_id, problem.detail, extra=_extra(row))
+        return Failed(problem)
+
+
+def reset_upstream_order(s: Session, queue: JobQueue, owner_kind: str, owner_id: str) -> None:
+    """Inside the caller's transaction: drop the owner's upstream order and take back its DNS
+    values; the owner's next run starts a new upstream order."""
+    row = _find(s, owner_kind, owner_id)
+    if row is not None:
+        release(s, queue, owner_id, str(row.id))
+        s.execute(delete(UpstreamOrder).where(UpstreamOrder.id == row.id))
+
+
+def failed_upstream(s: Session, order_id: str) -> bool:
+    """Whether a client order's leg 2 ended in failure (its ready order can be retried)."""
+    row = _find(s, JobKind.ORDER, order_id)
+    return row is not None and row.stage == Stage.FAILED
+
+
+def _find(s: Session, owner_kind: str, owner_id: str) -> UpstreamOrder | None:
+    return s.scalars(select(UpstreamOrder).where(UpstreamOrder.owner_kind == owner_kind,
+                                                 UpstreamOrder.owner_id == owner_id)).first()
+
+
+def _extra(row: UpstreamOrder) -> dict[str, str]:
+    return {"order_id": row.owner_id}
+
+
+# -- the CA's protocol, through acme's messages ------------------------------------------------
+
+
+def post_as_get(client: acme_client.ClientV2, url: str) -> requests.Response:
+    return client.net.post(url, None, new_nonce_url=client.directory["newNonce"])
+
+
+def fetch_order(client: acme_client.ClientV2, url: str) -> messages.Order:
+    body: messages.Order = messages.Order.from_json(post_as_get(client, url).json())
+    return body
+
+
+def new_order(client: acme_client.ClientV2, names: list[str], profile: str | None = None) -> str:
+    """Create an upstream order for ``names``; returns its URL."""
+    request = messages.NewOrder(
+        identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names],
+        **({"profile": profile} if profile else {}),
+    )
+    resp = client.net.post(client.directory["newOrder"], request, new_nonce_url=client.directory["newNonce"])
+    return str(resp.headers["Location"])
+
+
+def answer(client: acme_client.ClientV2, url: str) -> None:
+    """Tell the CA to validate a challenge, unless an earlier run already did."""
+    try:
+        client.net.post(url, challenges.DNS01Response(), new_nonce_url=client.directory["newNonce"])
+    except messages.Error:
+        current = messages.ChallengeBody.from_json(post_as_get(client, url).json())
+        if current.status not in (messages.STATUS_PROCESSING, messages.STATUS_VALID):
+            raise
+
+
+def finalize(client: acme_client.ClientV2, body: messages.Order, csr: x509.CertificateSigningRequest) -> None:
+    client.net.post(body.finalize, messages.CertificateRequest(csr=csr), new_nonce_url=client.directory["newNonce"])
+
+
+def poll_delay(resp: requests.Response, row: UpstreamOrder) -> float:
+    """The CA's Retry-After, capped at POLL_MAX; without one, a gap growing with the time spent
+    in the stage (a quarter of it, from POLL_FIRST up to POLL_MAX)."""
+    raw = resp.headers.get("Retry-After", "")
+    if raw.isdigit():
+        return min(float(raw), POLL_MAX)
+    waited = (utcnow() - row.stage_since).total_seconds()
+    return min(max(POLL_FIRST, waited / 4), POLL_MAX)
