@@ -159,7 +159,9 @@ def finalize(order_id: str) -> Response:
     session = db()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
-    found = _current(session, session.get(Order, order_id), verified.account, "order")
+    # authorizations loaded now: the response is rendered from memory after the commit
+    found = _current(session, session.get(Order, order_id, options=[joinedload(Order.authzs)]), verified.account,
+                     "order")
     orders.finalize(session, runtime().queue, found, verified.account, payload)
     session.commit()
     return _order_response(found)

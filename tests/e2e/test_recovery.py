@@ -9,7 +9,7 @@ from pathlib import Path
 
 from acme import messages
 
-from tests.clients import Webroot, acme_account, http01, new_csr
+from tests.clients import Webroot, acme_account, certbot, check_certificate, http01, new_csr
 from tests.relay import Relay, relay_env
 from tests.testbed import Bind, Pebble, free_port
 
@@ -61,3 +61,21 @@ def test_killed_relay_resumes_issuance(bind: Bind, pebble: Pebble, tmp_path: Pat
         assert bind.txt(f"_acme-challenge.{name}") == []
     finally:
         relay.stop()
+
+
+def test_a_wait_longer_than_the_lease_runs_leg_2_once(bind: Bind, pebble: Pebble, tmp_path: Path) -> None:
+    """A 2 s lease, an 8 s minimum DNS wait: the wait is a reschedule, not a sleep under the
+    lease, so no second run starts: each TXT value is written once, one upstream order."""
+    port = free_port()
+    env = relay_env(tmp_path, bind, pebble, port, JOB_LEASE_SECONDS="2", DNS_PROPAGATION_WAIT="8")
+    name = "lease-race.example.test"
+    with Relay(tmp_path, env) as relay:
+        issued = certbot(tmp_path / "certbot", relay.directory_url, [name], standalone_port=port, timeout=120)
+        log = relay.log_path.read_text()
+    check_certificate(issued, [name], pebble.roots_pem())
+    writes = [line for line in bind.log_path.read_text().splitlines()
+              if f"adding an RR at '_acme-challenge.{name}' TXT" in line]
+    assert len(writes) == 1, writes
+    assert log.count(": upstream order ") == 1
+    assert "taken over" not in log and "Cannot update challenge" not in log
+    assert bind.txt(f"_acme-challenge.{name}") == []
