@@ -145,14 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
         provider = build_provider(settings.dns_provider, settings.env)
         if args.command == "dns-check":
-            from jackdaw.ops.dnscheck import run_check
-
-            result = run_check(args.name, settings, provider, timeout=args.timeout)
-            for line in result.details():
-                print(line)
-            for line in result.verdict():
-                print(line, file=sys.stdout if result.ok else sys.stderr)
-            return 0 if result.ok else 1
+            return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
         return commands.check(settings, show=args.show, as_json=args.json)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ generation, and the runner then runs it once more instead of deleting it: no req
 
 from __future__ import annotations
 
+import heapq
 import logging
 import secrets
 import threading
@@ -31,6 +32,7 @@ from sqlalchemy import Engine, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw import metrics
 from jackdaw.db import db_now, rowcount
 from jackdaw.models import Job
 
@@ -94,13 +96,24 @@ class JobContext:
     token: str = ""
     created: datetime | None = None
     lost: bool = False
+    #: time.monotonic() when the lease was last set: the database cannot have let it lapse
+    #: within lease_seconds of that (both clocks tick at the same rate)
+    renewed: float = field(default_factory=time.monotonic)
 
     def guard(self) -> None:
-        """Call before every side effect: renews the lease, or raises LostClaim when another
-        run holds the job now (this one must stop without touching anything)."""
-        if self.lost or (self.queue is not None and not self.queue.renew(self)):
+        """Call before every side effect: raises LostClaim when another run may hold the job
+        now (this one must stop without touching anything). A lease set less than half a lease
+        ago is still ours; an older one is renewed, conditional on the owner token."""
+        if self.lost:
+            raise LostClaim(f"job {self.kind} {self.subject_id}: claim {self.token} lost")
+        queue = self.queue
+        if queue is None or time.monotonic() - self.renewed < queue.lease_seconds / 2:
+            return
+        renewed = time.monotonic()
+        if not queue.renew(self):
             self.lost = True
             raise LostClaim(f"job {self.kind} {self.subject_id}: claim {self.token} lost")
+        self.renewed = renewed
 
 
 Handler = Callable[[JobContext], None]
@@ -136,7 +149,10 @@ class JobQueue:
         self.handlers: dict[str, JobSpec] = {}
         self.periodic: list[tuple[float, Callable[[], object]]] = []
         self._wake = threading.Condition()
+        #: reasons to claim: local enqueues, work the probe saw due, a due timer
         self._pending_wakes = 0
+        #: time.monotonic() when jobs this process rescheduled fall due (a min-heap)
+        self._timers: list[float] = []
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
         self._running: dict[str, JobContext] = {}
@@ -178,6 +194,28 @@ class JobQueue:
             self._pending_wakes += 1
             self._wake.notify()
 
+    def _wake_at(self, delay: float) -> None:
+        """A job this process rescheduled falls due in ``delay`` s: claim then, not at a poll."""
+        with self._wake:
+            heapq.heappush(self._timers, time.monotonic() + delay)
+            self._wake.notify()  # a waiting thread recomputes its timeout
+
+    def _work_to_do(self) -> bool:
+        """Wait until there is a reason to claim (True) or the queue stops (False). A thread
+        never claims just because it finished a run: that would ask the database for nothing
+        whenever the queue is idle."""
+        with self._wake:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                while self._timers and self._timers[0] <= now:
+                    heapq.heappop(self._timers)
+                    self._pending_wakes += 1
+                if self._pending_wakes > 0:
+                    self._pending_wakes -= 1
+                    return True
+                self._wake.wait(timeout=min(IDLE_WAIT, self._timers[0] - now) if self._timers else IDLE_WAIT)
+            return False
+
     # -- run -------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -202,28 +240,22 @@ class JobQueue:
         self._workers.clear()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while self._work_to_do():
             try:
-                ran = self.run_once()
+                # a run's own follow-ups (asked again meanwhile, a reschedule) wake a thread
+                self.run_once()
             except Exception:
                 self._errors.report("job loop error")
-                ran = False
-            if ran:
-                continue
-            with self._wake:
-                if self._pending_wakes == 0:
-                    # Local enqueues notify; the probe notifies for work other processes queued.
-                    self._wake.wait(timeout=IDLE_WAIT)
-                self._pending_wakes = max(0, self._pending_wakes - 1)
 
     def _periodic_loop(self) -> None:
         last: dict[int, float] = {}
         while not self._stop.wait(PROBE_INTERVAL):
             try:
-                if self._due():
-                    with self._wake:
-                        self._pending_wakes += self.threads
-                        self._wake.notify_all()
+                due = self._due()
+                if due:
+                    with self._wake:  # work other processes queued, or whose time came
+                        self._pending_wakes = max(self._pending_wakes, due)
+                        self._wake.notify(due)
             except Exception:
                 self._errors.report("job probe failed")
             for i, (every, fn) in enumerate(self.periodic):
@@ -249,6 +281,7 @@ class JobQueue:
             running = dict(self._running)
         if not running:
             return
+        renewed = time.monotonic()
         with self.sessions.begin() as s:
             s.execute(update(Job).where(Job.owner.in_(running))
                       .values(lease_until=db_now(self.dialect, self.lease_seconds))
@@ -257,6 +290,8 @@ class JobQueue:
         for token, ctx in running.items():
             if token not in held:
                 ctx.lost = True
+            else:
+                ctx.renewed = max(ctx.renewed, renewed)
 
     def renew(self, ctx: JobContext) -> bool:
         """Extend ``ctx``'s lease if it still holds the job."""
@@ -266,16 +301,19 @@ class JobQueue:
                 .values(lease_until=db_now(self.dialect, self.lease_seconds))
                 .execution_options(synchronize_session=False))) == 1
 
-    def _due(self) -> bool:
-        """A read-only look for due work (no write lock on SQLite), one per process per tick."""
+    def _due(self) -> int:
+        """A read-only look for due work (no write lock on SQLite), one per process per tick:
+        how many jobs are due, up to the number of threads (so only that many are woken)."""
         now = db_now(self.dialect)
         with self.engine.connect().execution_options(read_only=True) as conn, conn.begin():
-            return conn.execute(
-                select(Job.id).where(Job.run_at <= now, or_(Job.lease_until.is_(None), Job.lease_until < now)).limit(1)
-            ).first() is not None
+            return len(conn.execute(
+                select(Job.id).where(Job.run_at <= now, or_(Job.lease_until.is_(None), Job.lease_until < now))
+                .limit(max(self.threads, 1))
+            ).all())
 
     def claim(self) -> JobContext | None:
         token = secrets.token_hex(8)
+        asked = time.monotonic()  # the lease runs from the database's now(), no earlier than this
         with self.sessions.begin() as s:
             now = db_now(self.dialect)
             q = (
@@ -294,7 +332,28 @@ class JobQueue:
                               attempts=Job.attempts + 1)
                       .execution_options(synchronize_session=False))
             return JobContext(row.id, row.kind, row.subject_id, row.attempts + 1, self, row.generation, token,
-                              row.created)
+                              row.created, renewed=asked)
+
+    def try_claim(self, kind: str, subject_id: str) -> JobContext | None:
+        """Claim the job (kind, subject) now unless a run holds it, creating its row if need be:
+        for an operator tool that must not interleave with that job (a zone's provider writes).
+        ``release`` hands it back; the job then runs once, as if asked for."""
+        token = secrets.token_hex(8)
+        now, until = db_now(self.dialect), db_now(self.dialect, self.lease_seconds)
+        ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(Job)
+        stmt = ins.values(kind=kind, subject_id=subject_id, run_at=now, attempts=0, generation=0, created=now,
+                          owner=token, lease_until=until).on_conflict_do_update(
+            index_elements=[Job.kind, Job.subject_id], set_={"owner": token, "lease_until": until},
+            where=or_(Job.lease_until.is_(None), Job.lease_until < now))
+        with self.sessions.begin() as s:
+            s.execute(stmt)
+            row = s.execute(select(Job.id, Job.attempts, Job.generation)
+                            .where(Job.kind == kind, Job.subject_id == subject_id, Job.owner == token)).first()
+        return None if row is None else JobContext(row.id, kind, subject_id, row.attempts, self, row.generation,
+                                                    token)
+
+    def release(self, ctx: JobContext) -> None:
+        self._reschedule(ctx, 0, None, progress=True)
 
     def run_once(self) -> bool:
         ctx = self.claim()
@@ -303,15 +362,19 @@ class JobQueue:
         spec = self.handlers.get(ctx.kind)
         with self._running_lock:
             self._running[ctx.token] = ctx
+        started = time.monotonic()
+        outcome = "done"
         try:
             if spec is None:
                 raise RuntimeError(f"no handler for job kind {ctx.kind!r}")
             spec.handler(ctx)
         except LostClaim:
+            outcome = "lost"
             log.warning("job %s %s: its claim was taken over by another run; this run stopped",
                         ctx.kind, ctx.subject_id)
             return True
         except Wait as wait:
+            outcome = "wait"
             self._reschedule(ctx, wait.delay, None, progress=True)
             return True
         except Exception as exc:
@@ -320,15 +383,19 @@ class JobQueue:
                 log.exception("job %s %s failed (attempt %d)", ctx.kind, ctx.subject_id, ctx.attempts)
             max_attempts = spec.max_attempts if spec is not None else MAX_ATTEMPTS
             if ctx.attempts < max_attempts:
+                outcome = "retry"
                 delay = exc.delay if isinstance(exc, RetryLater) else backoff(ctx.attempts)
                 self._reschedule(ctx, delay, reason, progress=False)
                 return True
+            outcome = "gave_up"
             log.error("job %s %s: giving up after %d attempts: %s", ctx.kind, ctx.subject_id, ctx.attempts, reason)
             if spec is not None and spec.give_up is not None and not ctx.lost:
                 spec.give_up(ctx.subject_id, reason)
         finally:
             with self._running_lock:
                 self._running.pop(ctx.token, None)
+            metrics.JOB_RUNS.labels(kind=ctx.kind, outcome=outcome).inc()
+            metrics.JOB_RUN_SECONDS.labels(kind=ctx.kind).observe(time.monotonic() - started)
         self._finish(ctx)
         return True
 
@@ -346,10 +413,14 @@ class JobQueue:
         with self.sessions.begin() as s:
             done = rowcount(s.execute(update(Job).where(Job.id == ctx.id, Job.owner == ctx.token).values(**values)
                                       .execution_options(synchronize_session=False)))
+            asked_again = done and delay > 0 and s.scalar(select(Job.generation).where(Job.id == ctx.id)) != \
+                ctx.generation
         if not done:
             log.warning("job %s %s: claim lost before its reschedule", ctx.kind, ctx.subject_id)
-        elif delay <= 0:
+        elif delay <= 0 or asked_again:
             self.wake()
+        else:
+            self._wake_at(delay)
 
     def _finish(self, ctx: JobContext) -> None:
         with self.sessions.begin() as s:

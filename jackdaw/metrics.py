@@ -72,6 +72,15 @@ DNS_PROVIDER_SECONDS = Histogram(
 DNS_PROVIDER_FAILURES = Counter(
     "jackdaw_dns_provider_failures", "DNS provider calls that raised", ["provider", "op"], registry=REGISTRY,
 )
+JOB_RUNS = Counter(
+    "jackdaw_job_runs", "Job runs (one bounded step each) by kind and outcome: 'done', 'wait' (progress, "
+    "runs again later), 'retry' (failed, retried), 'gave_up', 'lost' (its claim was taken over)",
+    ["kind", "outcome"], registry=REGISTRY,
+)
+JOB_RUN_SECONDS = Histogram(
+    "jackdaw_job_run_seconds", "Duration of one job run (one bounded step)", ["kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
+)
 RELAY_CERT_FAILURES = Counter(
     "jackdaw_relay_cert_failures", "Failed attempts to obtain or renew the relay's own certificate (retried)",
     registry=REGISTRY,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw.dns.base import DNSProvider
 from jackdaw.envparse import ConfigError
 from jackdaw.ops import actions, queries, render
 from jackdaw.ops.config import effective_config, mask_url
@@ -144,3 +145,22 @@ def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
     if show:
         _emit(render.config_text(effective_config(settings)))
     return 0
+
+
+def dns_check(name: str, settings: Settings, provider: DNSProvider, timeout: float | None = None) -> int:
+    """`jackdaw dns-check NAME`; with the relay's database, its writes hold the zone against
+    the relay's own (without one, e.g. before the relay is set up, they run as they are)."""
+    from jackdaw.jobs import JobQueue
+    from jackdaw.ops.dnscheck import run_check
+
+    try:
+        with database(settings.database_url, read_only=False) as (engine, sessions):
+            result = run_check(name, settings, provider, timeout=timeout,
+                               queue=JobQueue(engine, sessions, threads=0, lease_seconds=settings.job_lease))
+    except (Failed, SQLAlchemyError):
+        result = run_check(name, settings, provider, timeout=timeout)
+    for line in result.details():
+        print(line)
+    for line in result.verdict():
+        print(line, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1

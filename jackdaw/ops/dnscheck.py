@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dns.resolver
@@ -20,6 +21,7 @@ from jackdaw.dns.base import DNSProvider
 from jackdaw.dns.placement import locate, override_zone
 from jackdaw.dns.propagation import QUERY_TIMEOUT, PropagationTimeout, plan, probe
 from jackdaw.dns.resolver import make_resolver
+from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.settings import Settings
 
 ZONE_LOOKUP = "zone lookup"
@@ -107,15 +109,39 @@ class CheckResult:
         return lines
 
 
+#: seconds to wait for the relay's zone job to let go of a zone before the check writes to it
+ZONE_HOLD_TIMEOUT = 60.0
+
+
+@contextmanager
+def holding_zone(queue: JobQueue | None, zone: str) -> Iterator[None]:
+    """Hold the zone's job claim around one provider call, so the check's read-modify-write
+    (Namecheap) never interleaves with the relay's own writes to that zone."""
+    if queue is None:
+        yield
+        return
+    deadline = time.monotonic() + ZONE_HOLD_TIMEOUT
+    while (claim := queue.try_claim(JobKind.DNS_ZONE, zone)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the relay kept writing to zone {zone} for {ZONE_HOLD_TIMEOUT:.0f} s; try again")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        queue.release(claim)
+
+
 def run_check(
     name: str,
     settings: Settings,
     provider: DNSProvider,
     *,
     timeout: float | None = None,
+    queue: JobQueue | None = None,
 ) -> CheckResult:
     """Write, wait for, and remove one random TXT value for ``name``; never raises for DNS or
-    provider failures (they are in the result). ``timeout`` overrides DNS_PROPAGATION_TIMEOUT."""
+    provider failures (they are in the result). ``timeout`` overrides DNS_PROPAGATION_TIMEOUT.
+    With the relay's ``queue``, each provider call holds the zone against the relay's writes."""
     result = CheckResult(name=name, validation_name=validation_name(name), value=secrets.token_urlsafe(32))
     try:
         zone, fqdn = locate(result.validation_name, make_resolver(settings.dns_resolver), settings.dns_zone_overrides)
@@ -128,7 +154,8 @@ def run_check(
     started = time.monotonic()
     try:
         try:
-            provider.present(zone, fqdn, result.value)
+            with holding_zone(queue, zone):
+                provider.present(zone, fqdn, result.value)
         finally:  # set even when present raised: a failed write may still have written
             result.write_seconds = time.monotonic() - started
         step = PROPAGATION
@@ -149,7 +176,8 @@ def run_check(
         result.fail(step, exc)
     finally:  # always, also on Ctrl-C
         try:
-            provider.cleanup(zone, fqdn, result.value)
+            with holding_zone(queue, zone):
+                provider.cleanup(zone, fqdn, result.value)
             result.cleaned = True
         except Exception as exc:
             result.cleanup_error = f"{type(exc).__name__}: {exc}"

@@ -85,6 +85,9 @@ class DNS01:
 
     def __post_init__(self) -> None:
         self._ns_cache: dict[str, tuple[float, list[NameServer]]] = {}
+        #: when this process last probed each zone: a zone's job woken early (new values to
+        #: write) probes what it just wrote, and the rest only once per propagation interval
+        self._probed: dict[str, float] = {}
 
     # -- owners ------------------------------------------------------------------------------
 
@@ -157,18 +160,24 @@ class DNS01:
         with self.sessions() as s:
             rows = list(s.scalars(select(DnsRecord).where(DnsRecord.zone == zone).order_by(DnsRecord.id)))
         removals_left = self._remove(ctx, zone, rows)
-        self._write(ctx, zone, [r for r in rows if r.state == RecordState.WANTED])
+        just_written = self._write(ctx, zone, [r for r in rows if r.state == RecordState.WANTED])
+        interval = self.settings.dns_propagation_interval
+        due = time.monotonic() - self._probed.get(zone, -interval) >= interval
         with self.sessions() as s:
-            unconfirmed = list(s.scalars(select(DnsRecord).where(
-                DnsRecord.zone == zone, DnsRecord.state.in_((RecordState.WANTED, RecordState.WRITTEN)))))
-        written = [r for r in unconfirmed if r.state == RecordState.WRITTEN]
+            written = list(s.scalars(select(DnsRecord).where(
+                DnsRecord.zone == zone, DnsRecord.state == RecordState.WRITTEN)))
+        if not due:
+            written = [r for r in written if r.id in just_written]
         if written:
+            if due:
+                self._probed[zone] = time.monotonic()
             self._check(ctx, zone, written)
         with self.sessions() as s:
             still = s.scalar(select(DnsRecord.id).where(
                 DnsRecord.zone == zone, DnsRecord.state.in_((RecordState.WANTED, RecordState.WRITTEN))).limit(1))
         if still is not None:
-            raise Wait("TXT values not yet served everywhere", self.settings.dns_propagation_interval)
+            next_probe = self._probed.get(zone, time.monotonic()) + interval - time.monotonic()
+            raise Wait("TXT values not yet served everywhere", min(max(next_probe, 0.05), interval))
         if removals_left:
             raise Wait("TXT removal to retry", backoff(max(r.attempts for r in removals_left) + 1, 300.0))
 
@@ -197,7 +206,9 @@ class DNS01:
                 log.info("TXT %s removed from zone %s", r.fqdn, zone, extra={"order_id": r.order_id})
         return left
 
-    def _write(self, ctx: JobContext, zone: str, wanted: list[DnsRecord]) -> None:
+    def _write(self, ctx: JobContext, zone: str, wanted: list[DnsRecord]) -> set[int]:
+        """Write what is wanted; returns the ids of the rows written."""
+        done: set[int] = set()
         for batch in _batches(_unique(wanted)):
             records = [(r.fqdn, r.value) for r in batch]
             ctx.guard()
@@ -214,8 +225,10 @@ class DNS01:
                 s.execute(update(DnsRecord).where(DnsRecord.id.in_(ids), DnsRecord.state == RecordState.WANTED)
                           .values(state=RecordState.WRITTEN, written=utcnow(), attempts=0, error=None)
                           .execution_options(synchronize_session=False))
+            done.update(ids)
             for r in batch:
                 log.info("TXT %s written in zone %s", r.fqdn, zone, extra={"order_id": r.order_id})
+        return done
 
     def _check(self, ctx: JobContext, zone: str, written: list[DnsRecord]) -> None:
         records = [(r.fqdn, r.value) for r in written]

@@ -40,7 +40,9 @@ class OrderJob:
             if order is None or order.status not in (Status.READY, Status.PROCESSING):
                 return
             names, csr_der = list(order.identifiers), order.csr
-        outcome = self.leg2.advance(ctx, names, lambda: x509.load_der_x509_csr(csr_der) if csr_der else None)
+            progress = self.leg2.load(s, ctx.kind, ctx.subject_id)
+        outcome = self.leg2.advance(ctx, names, lambda: x509.load_der_x509_csr(csr_der) if csr_der else None,
+                                    row=progress)
         if isinstance(outcome, Issued):
             self._store_certificate(ctx.subject_id, outcome.chain)
         elif isinstance(outcome, Failed):

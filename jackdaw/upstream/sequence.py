@@ -28,9 +28,10 @@ import requests
 from acme import challenges, messages
 from acme import client as acme_client
 from cryptography import x509
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw.db import rowcount
 from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, Wait, backoff
 from jackdaw.models import UpstreamOrder, utcnow
 from jackdaw.protocol import problems
@@ -96,12 +97,13 @@ class Leg2:
 
     # -- the owner's calls -------------------------------------------------------------------
 
-    def advance(self, ctx: JobContext, names: list[str], csr: CSRSource, *, profile: str | None = None,
-                replaces: str | None = None) -> Outcome:
+    def advance(self, ctx: JobContext, names: list[str], csr: CSRSource, *, row: UpstreamOrder | None = None,
+                profile: str | None = None, replaces: str | None = None) -> Outcome:
         """Run what can run now for the owner ``(ctx.kind, ctx.subject_id)``; raises Wait or
         RetryLater, or returns the outcome. The owner stores an Issued chain and calls
-        ``finish`` in the same transaction."""
-        row = self._row(ctx.kind, ctx.subject_id, names, profile, replaces)
+        ``finish`` in the same transaction. ``row``: the owner's progress if it read it already
+        (``load``, in the owner's own transaction)."""
+        row = row or self._row(ctx.kind, ctx.subject_id, names, profile, replaces)
         try:
             for _ in range(MAX_STEPS):
                 outcome = self._step(ctx, row, csr)
@@ -145,6 +147,11 @@ class Leg2:
     def state(self, owner_kind: str, owner_id: str) -> UpstreamOrder | None:
         with self.sessions() as s:
             return _find(s, owner_kind, owner_id)
+
+    @staticmethod
+    def load(s: Session, owner_kind: str, owner_id: str) -> UpstreamOrder | None:
+        """The owner's progress, read in the owner's session."""
+        return _find(s, owner_kind, owner_id)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -285,13 +292,14 @@ class Leg2:
     def _save(self, row: UpstreamOrder, **values: object) -> None:
         if "stage" in values and values["stage"] != row.stage:
             values["stage_since"] = utcnow()
+            log.debug("%s %s: leg 2 %s -> %s", row.owner_kind, row.owner_id, row.stage, values["stage"],
+                      extra=_extra(row))
         with self.sessions.begin() as s:
-            stored = s.get(UpstreamOrder, row.id)
-            if stored is None:
+            if not rowcount(s.execute(update(UpstreamOrder).where(UpstreamOrder.id == row.id).values(
+                    updated=utcnow(), **values).execution_options(synchronize_session=False))):
                 raise UpstreamFailed(problems.ServerInternal("upstream order was reset meanwhile"))
-            for key, value in values.items():
-                setattr(stored, key, value)
-                setattr(row, key, value)
+        for key, value in values.items():
+            setattr(row, key, value)
 
     def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem) -> Failed:
         self.dns01.release(row.owner_id, str(row.id))

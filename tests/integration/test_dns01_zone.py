@@ -20,6 +20,7 @@ from jackdaw.dns.base import DNSProviderError
 from jackdaw.dns.providers.rfc2136 import RFC2136Provider
 from jackdaw.jobs import JobContext, JobKind, JobQueue, Wait
 from jackdaw.models import DnsRecord, Job
+from jackdaw.ops.dnscheck import CheckResult, run_check
 from jackdaw.settings import Settings
 from jackdaw.upstream.dns01 import DNS01, WRITE_ATTEMPTS, RecordState
 from tests.integration.conftest import relay_settings
@@ -226,4 +227,28 @@ def test_settle_time_and_minimum_wait_hold_the_owner(
     time.sleep(progress.wait)
     assert dns01.progress("o", "1").done
     dns01.release("o")
+    run_zone_until_settled(dns01)
+
+
+def test_dns_check_waits_while_the_relay_holds_the_zone(
+        make_dns01: Callable[..., tuple[DNS01, JobQueue]], bind: Bind) -> None:
+    """`jackdaw dns-check` and the relay's zone job never write to one zone at once (a
+    read-modify-write API such as Namecheap's would lose a value)."""
+    provider = CountingProvider(bind)
+    dns01, queue = make_dns01(provider)
+    relay_run = queue.try_claim(JobKind.DNS_ZONE, ZONE)  # the relay is writing to the zone
+    assert relay_run is not None and queue.try_claim(JobKind.DNS_ZONE, ZONE) is None
+    results: list[CheckResult] = []
+    check = threading.Thread(target=lambda: results.append(
+        run_check(f"check-{uuid.uuid4().hex[:6]}.{ZONE}", dns01.settings, provider, timeout=5, queue=queue)))
+    check.start()
+    time.sleep(1.0)
+    assert provider.presented == [] and not results
+    queue.release(relay_run)
+    check.join(20)
+    assert results and results[0].ok, results[0].report() if results else "still running"
+    assert len(provider.presented) == 1 and len(provider.removed) == 1
+    with dns01.sessions() as s:  # handed back: the zone's job is due (and finds nothing to do)
+        [job] = s.scalars(select(Job).where(Job.kind == JobKind.DNS_ZONE)).all()
+        assert job.owner is None and job.lease_until is None
     run_zone_until_settled(dns01)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import db as jackdaw_db
 from jackdaw.db import make_engine, make_sessionmaker
-from jackdaw.jobs import MAX_ATTEMPTS, JobContext, JobQueue, RetryLater, Wait
+from jackdaw.jobs import MAX_ATTEMPTS, JobContext, JobQueue, LostClaim, RetryLater, Wait
 from jackdaw.models import Job, utcnow
 
 KIND = "test-kind"
@@ -281,6 +281,7 @@ def test_a_run_that_lost_its_claim_stops_and_touches_nothing(process_factory: Ca
         side_effects.append("first")
         # this process freezes (GC pause, a stopped VM) past its lease; another takes over
         set_job(a, ctx.subject_id, lease_until=utcnow() + PAST)
+        ctx.renewed -= a.queue.lease_seconds  # the freeze, as this process's clock saw it
         other = b.queue.claim()
         assert other is not None
         taken_over.append(other)
@@ -310,6 +311,10 @@ def test_finish_and_reschedule_of_a_lost_claim_change_nothing(proc: Process) -> 
     [job] = jobs(proc)
     assert job.owner == fresh.token and job.last_error is None
     assert not proc.queue.renew(stale) and proc.queue.renew(fresh)
+    stale.renewed -= proc.queue.lease_seconds  # it froze: its next guard asks the database
+    with pytest.raises(LostClaim):
+        stale.guard()
+    fresh.guard()  # renewed a moment ago: no need to ask
 
 
 def test_heartbeat_keeps_a_long_call_claimed(process_factory: Callable[..., Process]) -> None:

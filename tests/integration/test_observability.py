@@ -330,8 +330,32 @@ def test_metric_families(app: Flask) -> None:
         "jackdaw_dns_provider_seconds": "histogram",
         "jackdaw_dns_provider_failures": "counter",
         "jackdaw_dns_propagation_seconds": "histogram",
+        "jackdaw_job_runs": "counter",
+        "jackdaw_job_run_seconds": "histogram",
     }
     assert expected.items() <= families(app).items()
+
+
+def test_job_runs_are_counted_by_outcome(app: Flask) -> None:
+    rt = runtime_of(app)
+    steps = iter([Wait("next step", 0), None])
+
+    def handler(ctx: JobContext) -> None:
+        step = next(steps)
+        if step is not None:
+            raise step
+
+    rt.queue.register("test-kind", handler)
+    before = scrape(app)
+    with rt.sessions.begin() as s:
+        rt.queue.enqueue(s, "test-kind", "s1")
+    rt.queue.drain()
+    after = scrape(app)
+    for outcome in ("wait", "done"):
+        labels = {"kind": "test-kind", "outcome": outcome}
+        assert value(after, "jackdaw_job_runs_total", **labels) - value(before, "jackdaw_job_runs_total", **labels) == 1
+    count = "jackdaw_job_run_seconds_count"
+    assert value(after, count, kind="test-kind") - value(before, count, kind="test-kind") == 2
 
 
 def test_empty_database_gauges(app: Flask) -> None:
