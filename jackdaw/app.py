@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from jackdaw import logs
+from jackdaw.budget import Budget, settle_budget
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobKind, JobQueue
@@ -70,7 +71,8 @@ def build_app(settings: Settings | None = None) -> Flask:
     )
     validation = ValidationJob(sessions, queue, validator)
     dns01 = DNS01(settings, provider, sessions, queue)
-    leg2 = Leg2(sessions, upstream, dns01)
+    budget = Budget(settings)
+    leg2 = Leg2(sessions, upstream, dns01, budget)
     issuance = OrderJob(sessions, leg2)
     revocation = RevokeJob(sessions, upstream)
     queue.register(JobKind.VALIDATE, validation, validation.give_up)
@@ -79,6 +81,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     # removals are retried for as long as it takes: a value Jackdaw wrote is always removed
     queue.register(JobKind.DNS_ZONE, dns01.run_zone, dns01.give_up, max_attempts=30)
     queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
+    queue.periodic.append((60.0, lambda: settle_budget(sessions, budget)))
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
     # the relay's own TLS certificate: first check at start (in the workers' periodic thread)
     relay_cert = RelayCertificate(settings, sessions, queue)
@@ -89,7 +92,7 @@ def build_app(settings: Settings | None = None) -> Flask:
 
     app = Flask("jackdaw", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
-    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine))
+    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine), budget)
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)
     errors.register(app)

@@ -74,6 +74,37 @@ def build_parser() -> argparse.ArgumentParser:
         "cancel", help="make a pending/ready/processing order invalid and drop its jobs")
     cancel.add_argument("order_id", metavar="ID")
 
+    eab = sub.add_parser("eab", help="external account binding keys: who may have an account, and for which names")
+    eab_sub = eab.add_subparsers(dest="action", required=True)
+    add = eab_sub.add_parser(
+        "add", help="make a key (its id and HMAC key are printed once) with the policy its accounts follow",
+        description="Make an EAB key for certbot --eab-kid/--eab-hmac-key, lego --eab --kid --hmac, acme.sh "
+                    "--eab-kid/--eab-hmac-key, Caddy's eab { key_id mac_key }. One key may bind several "
+                    "accounts (a team's hosts); `eab revoke` revokes them all.")
+    add.add_argument("name", metavar="NAME", help="a name for the key (a team, a host group)")
+    add.add_argument("--allow", action="append", required=True, metavar="PATTERN",
+                     help="a name (host.example.com) or *.domain for the names under it (not the domain "
+                          "itself); repeat for more")
+    add.add_argument("--wildcards", action="store_true",
+                     help="allow wildcard names (*.B needs B itself allowed by a pattern)")
+    add.add_argument("--source", action="append", default=[], metavar="CIDR",
+                     help="requests must come from this network (the client address, from a trusted proxy's "
+                          "X-Forwarded-For); repeat for more")
+    add.add_argument("--requester-in-dns", action="store_true",
+                     help="the requester's address must be among the name's A/AAAA addresses")
+    add.add_argument("--orders-per-hour", type=_positive_int, metavar="N", help="at most N new orders an hour")
+    _json_flag(add)
+    _json_flag(eab_sub.add_parser("list", help="the keys, their policy and how many accounts each binds"))
+    revoke = eab_sub.add_parser("revoke", help="revoke a key and every account bound with it")
+    revoke.add_argument("name", metavar="NAME")
+
+    budget = sub.add_parser("budget", help="the upstream budget ledger (the CA's limits, as spent here)")
+    budget_sub = budget.add_subparsers(dest="action")
+    unpause = budget_sub.add_parser("unpause", help="stop refusing names the CA had paused (after unpausing "
+                                                     "them at the CA's link)")
+    unpause.add_argument("names", nargs="+", metavar="NAME")
+    _json_flag(budget)
+
     relay_cert = sub.add_parser("relay-cert", help="the relay's own TLS certificate for RELAY_DOMAIN")
     relay_sub = relay_cert.add_subparsers(dest="action", required=True)
     _json_flag(relay_sub.add_parser("status", help="the installed certificate, its expiry and the renewal job"))
@@ -135,7 +166,19 @@ def main(argv: list[str] | None = None) -> int:
                 return commands.order_retry(args.order_id)
             return commands.order_cancel(args.order_id)
 
+        if args.command == "eab":
+            if args.action == "add":
+                return commands.eab_add(args.name, args.allow, wildcards=args.wildcards, sources=args.source,
+                                        requester_in_dns=args.requester_in_dns,
+                                        orders_per_hour=args.orders_per_hour, as_json=args.json)
+            if args.action == "list":
+                return commands.eab_list(as_json=args.json)
+            return commands.eab_revoke(args.name)
         settings = Settings.from_env()
+        if args.command == "budget":
+            if args.action == "unpause":
+                return commands.budget_unpause(args.names)
+            return commands.budget(settings, as_json=args.json)
         if args.command == "relay-cert":
             from jackdaw.relaycert import commands as relay_cert
 

@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -35,7 +36,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from jackdaw.models import Authz, Job, Order, utcnow
+from jackdaw.ledger import Limit, refill
+from jackdaw.models import Authz, BudgetBucket, Job, Order, UpstreamPause, utcnow
 from jackdaw.protocol.constants import Status
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,10 @@ JOB_RUN_SECONDS = Histogram(
     "jackdaw_job_run_seconds", "Duration of one job run (one bounded step)", ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
 )
+BUDGET_REFUSALS = Counter(
+    "jackdaw_budget_refusals", "Orders refused by the upstream budget before anything went upstream, by "
+    "reason: the limit that was spent, or 'paused'", ["reason"], registry=REGISTRY,
+)
 RELAY_CERT_FAILURES = Counter(
     "jackdaw_relay_cert_failures", "Failed attempts to obtain or renew the relay's own certificate (retried)",
     registry=REGISTRY,
@@ -115,9 +121,10 @@ def dns_provider_call(provider: str, op: str) -> Iterator[None]:
 class DatabaseCollector(Collector):
     """Gauges computed from the database on every scrape (read-only, one query per family)."""
 
-    def __init__(self, engine: Engine, job_kinds: Sequence[str]) -> None:
+    def __init__(self, engine: Engine, job_kinds: Sequence[str], limits: Sequence[Limit] = ()) -> None:
         self.engine = engine
         self.job_kinds = tuple(job_kinds)
+        self.limits = tuple(limits)
 
     def collect(self) -> Iterable[Any]:
         up = GaugeMetricFamily("jackdaw_database_up", "1 if the scrape-time database queries succeeded")
@@ -140,6 +147,9 @@ class DatabaseCollector(Collector):
                 select(Authz.status, func.count()).group_by(Authz.status))}
             jobs = {kind: (count, oldest) for kind, count, oldest in conn.execute(
                 select(Job.kind, func.count(), func.min(Job.created)).group_by(Job.kind))}
+            buckets = list(conn.execute(select(BudgetBucket.limit, BudgetBucket.tokens, BudgetBucket.updated)
+                                        .where(BudgetBucket.limit.in_([lim.name for lim in self.limits]))))
+            paused = conn.execute(select(func.count()).select_from(UpstreamPause)).scalar() or 0
         order_family = GaugeMetricFamily("jackdaw_orders", "Client orders by stored status", labels=["status"])
         for status in sorted({*ORDER_STATUSES, *orders}):
             order_family.add_metric([status], orders.get(status, 0))
@@ -155,7 +165,23 @@ class DatabaseCollector(Collector):
             count, oldest = jobs.get(kind, (0, None))
             depth.add_metric([kind], count)
             age.add_metric([kind], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-        return [order_family, authz_family, depth, age]
+        return [order_family, authz_family, depth, age, *self._budget(buckets, int(paused), now)]
+
+    def _budget(self, buckets: list[Any], paused: int, now: datetime) -> list[GaugeMetricFamily]:
+        lowest = GaugeMetricFamily("jackdaw_budget_remaining_lowest",
+                                   "Tokens left in the emptiest bucket of each upstream limit (its capacity when "
+                                   "nothing was spent)", labels=["limit"])
+        spent = GaugeMetricFamily("jackdaw_budget_exhausted",
+                                  "Buckets of each upstream limit with less than one token left", labels=["limit"])
+        for lim in self.limits:
+            levels = [refill(tokens, lim, (now - _aware(updated)).total_seconds())
+                      for name, tokens, updated in buckets if name == lim.name]
+            lowest.add_metric([lim.name], min(levels, default=float(lim.capacity)))
+            spent.add_metric([lim.name], sum(1 for level in levels if level < 1))
+        pauses = GaugeMetricFamily("jackdaw_upstream_paused_names",
+                                   "Names the upstream CA paused for the relay's account (jackdaw budget)")
+        pauses.add_metric([], paused)
+        return [lowest, spent, pauses]
 
 
 class _Forward(Collector):
@@ -169,13 +195,19 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV, "").strip() or None
 
 
-def render(engine: Engine, job_kinds: Sequence[str], accept: str | None) -> tuple[bytes, str]:
+def _aware(when: datetime) -> datetime:
+    """A Core query on SQLite returns naive UTC datetimes (the ORM type adds the zone)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def render(engine: Engine, job_kinds: Sequence[str], accept: str | None,
+           limits: Sequence[Limit] = ()) -> tuple[bytes, str]:
     """The exposition (body, content type) for one scrape, in the format ``accept`` asks for."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir():
         prometheus_multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_Forward())
-    registry.register(DatabaseCollector(engine, job_kinds))
+    registry.register(DatabaseCollector(engine, job_kinds, limits))
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type

@@ -9,7 +9,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
@@ -53,6 +53,30 @@ class Nonce(Base):
     expires: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class EabKey(Base):
+    """An external account binding key (RFC 8555 §7.3.4) and the policy it carries for every
+    account bound with it (one key may bind several accounts: a team's hosts)."""
+
+    __tablename__ = "eab_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: the HMAC key, base64url; protected like the rest of the database
+    hmac_key: Mapped[str] = mapped_column(String(128))
+    #: name patterns: "host.example.com" (that name), "*.team.example.com" (names under it)
+    allow: Mapped[list[str]] = mapped_column(JSON)
+    wildcards: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: CIDRs the requests must come from; [] = anywhere
+    sources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the requester must be among the name's A/AAAA addresses (checked at validation)
+    requester_in_dns: Mapped[bool] = mapped_column(Boolean, default=False)
+    orders_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:  # never the HMAC key
+        return f"EabKey({self.name!r}, kid={self.kid!r})"
+
+
 class Account(Base):
     __tablename__ = "accounts"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -61,6 +85,8 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(16))
     contact: Mapped[list[str]] = mapped_column(JSON, default=list)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the external account binding this account was created with, if any
+    eab_kid: Mapped[str | None] = mapped_column(ForeignKey("eab_keys.kid"), nullable=True, index=True)
 
 
 class Order(Base):
@@ -78,6 +104,10 @@ class Order(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # leg 2's progress is an UpstreamOrder row owned by (JobKind.ORDER, order id)
+    #: the client's address at newOrder (EAB keys that require it among the name's addresses)
+    requester: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: "reserved" while the order holds upstream budget (jackdaw.ra.budget), "settled" after
+    budget: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
 
     account: Mapped[Account] = relationship()
     authzs: Mapped[list[Authz]] = relationship(back_populates="order", order_by="Authz.position")
@@ -169,6 +199,28 @@ class DnsRecord(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BudgetBucket(Base):
+    """One token bucket of the upstream budget (jackdaw.ledger): a limit and what it counts."""
+
+    __tablename__ = "budget_buckets"
+    limit: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: the account, a registered domain, a digest of a set of names, a name, an EAB key id
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class UpstreamPause(Base):
+    """A name the upstream CA paused for the relay's account (after too many failures in a row)
+    until the operator unpauses it at the CA's link."""
+
+    __tablename__ = "upstream_pauses"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    unpause_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UpstreamAccount(Base):

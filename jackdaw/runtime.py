@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw.budget import Budget
 from jackdaw.health import Readiness
 from jackdaw.jobs import JobQueue
 from jackdaw.nonces import NoncePool
@@ -26,6 +27,7 @@ class Runtime:
     queue: JobQueue
     upstream: UpstreamAccount
     nonces: NoncePool
+    budget: Budget
     #: /readyz's checks (keeps what it may cache: schema at head, upstream reachability)
     readiness: Readiness = field(init=False)
 

@@ -16,10 +16,17 @@ from dotenv import dotenv_values
 
 from jackdaw import envparse
 from jackdaw.envparse import ConfigError
+from jackdaw.ledger import Limit, parse_limit
 from jackdaw.logs import parse_log_format
 
 LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
+#: Let's Encrypt's limits (rate-limits page, 2026-08), the budget's defaults
+LE_NEW_ORDERS = Limit("new-orders", 300, 3 * 3600)
+LE_CERTS_PER_DOMAIN = Limit("certs-per-domain", 50, 7 * 86400)
+LE_CERTS_PER_SET = Limit("certs-per-set", 5, 7 * 86400)
+LE_FAILED_AUTHZ = Limit("failed-authz", 5, 3600)
 
 
 def _networks(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -31,6 +38,14 @@ def _networks(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network |
             except ValueError as e:
                 raise ConfigError(f"{key}: {e}") from None
     return tuple(nets)
+
+
+def _proxies(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """gunicorn's forwarded_allow_ips: addresses or CIDRs, ``*`` for any; default loopback."""
+    raw = env.get(key, "").strip() or "127.0.0.1,::1"
+    if raw == "*":
+        return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    return _networks({key: raw}, key)
 
 
 def _command(env: Mapping[str, str], key: str) -> tuple[str, ...]:
@@ -169,6 +184,18 @@ class Settings:
     relay_cert_reload_command: tuple[str, ...] = ()
     #: SIGHUP the process whose pid this file holds after a new certificate was written
     relay_cert_reload_pidfile: Path | None = None
+    #: newAccount needs an external account binding (jackdaw eab add); meta.externalAccountRequired
+    eab_required: bool = False
+    #: proxies whose X-Forwarded-For names the client (JACKDAW_FORWARDED_ALLOW_IPS, as gunicorn)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
+    #: the upstream budget ledger (jackdaw.budget); each limit None = not counted
+    budget_enabled: bool = True
+    budget_new_orders: Limit | None = LE_NEW_ORDERS
+    budget_certs_per_domain: Limit | None = LE_CERTS_PER_DOMAIN
+    budget_certs_per_set: Limit | None = LE_CERTS_PER_SET
+    budget_failed_authz: Limit | None = LE_FAILED_AUTHZ
+    #: tokens of the account-wide and per-domain limits client orders leave for RELAY_DOMAIN
+    budget_relay_reserve: int = 3
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -231,5 +258,17 @@ class Settings:
             relay_cert_reload_command=_command(env, "RELAY_CERT_RELOAD_COMMAND"),
             relay_cert_reload_pidfile=(Path(env["RELAY_CERT_RELOAD_PIDFILE"].strip())
                                        if env.get("RELAY_CERT_RELOAD_PIDFILE", "").strip() else None),
+            eab_required=envparse.boolean(env, "EAB_REQUIRED", False),
+            trusted_proxies=_proxies(env, "JACKDAW_FORWARDED_ALLOW_IPS"),
+            budget_enabled=envparse.boolean(env, "BUDGET_ENABLED", True),
+            budget_new_orders=parse_limit("new-orders", env.get("BUDGET_NEW_ORDERS", "") or "300/3h",
+                                          "BUDGET_NEW_ORDERS"),
+            budget_certs_per_domain=parse_limit("certs-per-domain", env.get("BUDGET_CERTS_PER_DOMAIN", "") or "50/7d",
+                                                "BUDGET_CERTS_PER_DOMAIN"),
+            budget_certs_per_set=parse_limit("certs-per-set", env.get("BUDGET_CERTS_PER_SET", "") or "5/7d",
+                                             "BUDGET_CERTS_PER_SET"),
+            budget_failed_authz=parse_limit("failed-authz", env.get("BUDGET_FAILED_AUTHZ", "") or "5/1h",
+                                            "BUDGET_FAILED_AUTHZ"),
+            budget_relay_reserve=envparse.integer(env, "BUDGET_RELAY_RESERVE", 3, minimum=0),
             env=dict(env),
         )

@@ -38,8 +38,9 @@ class Issued:
 
 def certbot(workdir: Path, directory_url: str, names: list[str], *, standalone_port: int | None = None,
             webroot: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None,
-            wrapper: list[str] | None = None) -> Issued:
-    """``env``: extra variables (e.g. REQUESTS_CA_BUNDLE); ``wrapper``: argv run in front of certbot."""
+            wrapper: list[str] | None = None, extra: list[str] | None = None) -> Issued:
+    """``env``: extra variables (e.g. REQUESTS_CA_BUNDLE); ``wrapper``: argv run in front of certbot;
+    ``extra``: more certbot options (e.g. --eab-kid/--eab-hmac-key)."""
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [*(wrapper or []), str(BIN / "certbot"), "certonly", "--non-interactive", "--agree-tos",
             "-m", "admin@example.test", "--server", directory_url, "--config-dir", str(workdir / "config"),
@@ -50,6 +51,7 @@ def certbot(workdir: Path, directory_url: str, names: list[str], *, standalone_p
         argv += ["--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", str(standalone_port)]
     for name in names:
         argv += ["-d", name]
+    argv += extra or []
     proc = subprocess.run(argv, env=_client_env(**(env or {})), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"certbot failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -57,10 +59,12 @@ def certbot(workdir: Path, directory_url: str, names: list[str], *, standalone_p
     return Issued((live / "fullchain.pem").read_bytes(), (live / "privkey.pem").read_bytes())
 
 
-def lego(workdir: Path, directory_url: str, names: list[str], *, http_port: int, timeout: float = 120) -> Issued:
+def lego(workdir: Path, directory_url: str, names: list[str], *, http_port: int, timeout: float = 120,
+         extra: list[str] | None = None) -> Issued:
+    """``extra``: more global options (e.g. --eab --kid K --hmac H)."""
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [LEGO, "--server", directory_url, "--email", "admin@example.test", "--accept-tos",
-            "--path", str(workdir), "--http", "--http.port", f"127.0.0.1:{http_port}"]
+            "--path", str(workdir), "--http", "--http.port", f"127.0.0.1:{http_port}", *(extra or [])]
     for name in names:
         argv += ["--domains", name]
     argv.append("run")
@@ -93,7 +97,7 @@ class Webroot:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         handler = partial(_QuietHandler, directory=str(root))
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.server = _QuietServer(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Webroot:
@@ -106,17 +110,31 @@ class Webroot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 1024  # a herd of validators connects at once (socketserver's default is 5)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a validator that hangs up early (broken pipe) is its own business
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
-def acme_account(directory_url: str, verify: bool | str = True) -> acme_client.ClientV2:
-    """A registered account through certbot's `acme` library, the client Jackdaw itself uses upstream."""
+def acme_account(directory_url: str, verify: bool | str = True, *, eab: tuple[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> acme_client.ClientV2:
+    """A registered account through certbot's `acme` library, the client Jackdaw itself uses upstream.
+    ``eab``: (key id, HMAC key) to bind it with; ``headers``: sent with every request."""
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
     net = acme_client.ClientNetwork(key, alg=jose.ES256, verify_ssl=verify, user_agent="jackdaw-tests")
+    net.session.headers.update(headers or {})
     client = acme_client.ClientV2(acme_client.ClientV2.get_directory(directory_url, net), net)
-    client.new_account(messages.NewRegistration.from_data(email="admin@example.test", terms_of_service_agreed=True))
+    binding = None
+    if eab is not None:
+        binding = messages.ExternalAccountBinding.from_data(key.public_key(), eab[0], eab[1], client.directory)
+    client.new_account(messages.NewRegistration.from_data(email="admin@example.test", terms_of_service_agreed=True,
+                                                          external_account_binding=binding))
     return client
 
 

@@ -8,6 +8,7 @@ Exit codes: 0 done, 1 the operation failed or the thing was not found, 2 configu
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,6 +136,64 @@ def order_cancel(order_id: str) -> int:
     return 0
 
 
+@_guard
+def eab_add(name: str, allow: list[str], *, wildcards: bool = False, sources: list[str] | None = None,
+            requester_in_dns: bool = False, orders_per_hour: int | None = None, as_json: bool = False) -> int:
+    from jackdaw.ra import bindings
+
+    with database(read_only=False) as (_, sessions), sessions.begin() as s:
+        try:
+            made = bindings.add_key(s, name, allow, wildcards=wildcards, sources=sources,
+                                    requester_in_dns=requester_in_dns, orders_per_hour=orders_per_hour)
+        except bindings.BindingError as exc:
+            raise Failed(str(exc)) from None
+        view = queries.eab_view(made.key, 0)
+    if as_json:
+        _emit(json.dumps({"kid": made.kid, "hmac_key": made.hmac_key}))
+    else:
+        _emit(render.eab_added_text(view, made.hmac_key))
+    return 0
+
+
+@_guard
+def eab_list(as_json: bool = False) -> int:
+    with database() as (_, sessions):
+        rows = queries.list_eab_keys(sessions)
+    _emit(render.to_json(rows) if as_json else render.eab_text(rows))
+    return 0
+
+
+@_guard
+def eab_revoke(name: str) -> int:
+    from jackdaw.ra import bindings
+
+    with database(read_only=False) as (_, sessions), sessions.begin() as s:
+        try:
+            accounts = bindings.revoke_key(s, name)
+        except LookupError as exc:
+            raise Failed(str(exc)) from None
+    _emit(f"EAB key {name} revoked; {accounts} account(s) bound with it revoked too")
+    return 0
+
+
+@_guard
+def budget(settings: Settings, as_json: bool = False) -> int:
+    with database() as (_, sessions):
+        view = queries.budget_view(sessions, settings)
+    _emit(render.to_json(view) if as_json else render.budget_text(view))
+    return 0
+
+
+@_guard
+def budget_unpause(names: list[str]) -> int:
+    from jackdaw.budget import Budget
+
+    with database(read_only=False) as (_, sessions), sessions.begin() as s:
+        removed = Budget.unpause(s, [n.strip().lower() for n in names])
+    _emit(f"{removed} name(s) unpaused" + ("" if removed else " (none was paused)"))
+    return 0 if removed else 1
+
+
 def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
     """Settings (and the DNS provider, built by the caller) are valid; optionally show them."""
     if as_json and show:
@@ -142,6 +201,11 @@ def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
         return 0
     _emit(f"settings OK: relay {settings.relay_domain}, upstream {settings.le_directory}, "
           f"DNS provider {settings.dns_provider}, database {settings.database_url.split('://')[0]}")
+    if not settings.eab_required and not settings.allowed_domains:
+        print("WARNING: neither EAB_REQUIRED nor ALLOWED_DOMAINS limits which names this relay issues: anyone "
+              "who can reach it and answer HTTP-01 for a name (including outside names CNAME-delegated into "
+              "your zones) gets a certificate on your upstream account. Set ALLOWED_DOMAINS, or EAB_REQUIRED=true "
+              "with `jackdaw eab add`.", file=sys.stderr)
     if show:
         _emit(render.config_text(effective_config(settings)))
     return 0

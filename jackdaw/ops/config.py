@@ -86,6 +86,8 @@ def _text(value: object) -> str | None:
         return ", ".join("=".join(map(str, item)) if isinstance(item, tuple) else str(item) for item in value)
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, bytes):  # the key passphrase: masked below like any secret
+        return value.decode("utf-8", "replace")
     return str(value)
 
 

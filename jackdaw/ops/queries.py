@@ -12,8 +12,22 @@ from typing import Any
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from jackdaw import ledger
 from jackdaw.jobs import JobKind
-from jackdaw.models import Account, Authz, Certificate, DnsRecord, Job, Order, UpstreamOrder, utcnow
+from jackdaw.models import (
+    Account,
+    Authz,
+    BudgetBucket,
+    Certificate,
+    DnsRecord,
+    EabKey,
+    Job,
+    Order,
+    UpstreamOrder,
+    UpstreamPause,
+    utcnow,
+)
+from jackdaw.settings import Settings
 
 
 class NotFound(LookupError):
@@ -237,3 +251,82 @@ def order_detail(sessions: sessionmaker[Session], order_id: str, now: datetime |
             dns_records=[DnsRecordView(r.id, r.zone, r.fqdn, r.value, r.created)
                          for r in order_dns_records(s, order.id)],
         )
+
+
+@dataclass(frozen=True)
+class EabKeyView:
+    name: str
+    kid: str
+    allow: list[str]
+    wildcards: bool
+    sources: list[str]
+    requester_in_dns: bool
+    orders_per_hour: int | None
+    created: datetime
+    revoked: datetime | None
+    accounts: int
+
+
+def eab_view(key: EabKey, accounts: int) -> EabKeyView:
+    return EabKeyView(key.name, key.kid, list(key.allow), key.wildcards, list(key.sources or []),
+                      key.requester_in_dns, key.orders_per_hour, key.created, key.revoked, accounts)
+
+
+def list_eab_keys(sessions: sessionmaker[Session]) -> list[EabKeyView]:
+    """Every EAB key (never its HMAC key) with the number of accounts bound with it."""
+    from jackdaw.ra.bindings import list_keys
+
+    with sessions() as s:
+        return [eab_view(k, n) for k, n in list_keys(s)]
+
+
+@dataclass(frozen=True)
+class BucketView:
+    limit: str
+    rule: str
+    key: str
+    label: str
+    tokens: float
+    capacity: int
+    #: seconds until the bucket is full again
+    full_in: float
+
+
+@dataclass(frozen=True)
+class PauseView:
+    name: str
+    unpause_url: str | None
+    since: datetime
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    enabled: bool
+    limits: list[str]
+    #: the emptiest buckets first
+    buckets: list[BucketView]
+    paused: list[PauseView]
+
+
+def budget_view(sessions: sessionmaker[Session], settings: Settings) -> BudgetView:
+    from jackdaw.budget import Budget, client_limit
+
+    limits = {lim.name: lim for lim in Budget(settings).limits()}
+    now = utcnow()
+    buckets: list[BucketView] = []
+    with sessions() as s:
+        keys = {k.kid: k for k in s.scalars(select(EabKey))}
+        for row in s.scalars(select(BudgetBucket)):
+            lim = limits.get(row.limit)
+            if lim is None and row.limit == "client-orders" and row.key in keys:
+                lim = client_limit(keys[row.key])
+            if lim is None:
+                continue  # a limit switched off since
+            tokens = ledger.level(row, lim, now)
+            buckets.append(BucketView(row.limit, lim.describe(), row.key, row.label or row.key, round(tokens, 2),
+                                      lim.capacity, round((lim.capacity - tokens) * lim.interval, 1)))
+        paused = [PauseView(p.name, p.unpause_url, p.since) for p in s.scalars(select(UpstreamPause)
+                                                                             .order_by(UpstreamPause.name))]
+    buckets.sort(key=lambda b: (b.tokens / b.capacity, b.limit, b.label))
+    return BudgetView(settings.budget_enabled, [f"{lim.name}: {lim.describe()}" for lim in limits.values()],
+                      buckets, paused)

@@ -10,7 +10,15 @@ from typing import Any
 
 from jackdaw.ops.actions import CancelResult, RetryResult
 from jackdaw.ops.config import EffectiveConfig
-from jackdaw.ops.queries import AccountView, CertificateView, ChallengeView, OrderDetail, OrderSummary
+from jackdaw.ops.queries import (
+    AccountView,
+    BudgetView,
+    CertificateView,
+    ChallengeView,
+    EabKeyView,
+    OrderDetail,
+    OrderSummary,
+)
 from jackdaw.protocol.problems import ACME_ERROR_PREFIX
 
 #: names shown per row in list tables; the rest is summarized (JSON always has them all)
@@ -230,4 +238,52 @@ def config_text(cfg: EffectiveConfig) -> str:
     lines += _fields([(e.key, value(e.value)) for e in cfg.settings], "  ")
     lines.append(f"DNS provider {cfg.dns_provider}")
     lines += _fields([(e.key, value(e.value)) for e in cfg.provider_env], "  ") or ["  (no settings)"]
+    return "\n".join(lines)
+
+
+# -- EAB keys and the budget -------------------------------------------------------------------
+
+def _policy(k: EabKeyView) -> str:
+    parts = [", ".join(k.allow)]
+    if k.wildcards:
+        parts.append("wildcards")
+    if k.sources:
+        parts.append("from " + ", ".join(k.sources))
+    if k.requester_in_dns:
+        parts.append("requester in DNS")
+    if k.orders_per_hour:
+        parts.append(f"{k.orders_per_hour} orders/h")
+    return "; ".join(parts)
+
+
+def eab_added_text(k: EabKeyView, hmac_key: str) -> str:
+    return "\n".join([
+        f"EAB key {k.name}: {_policy(k)}",
+        f"  key id (--eab-kid):         {k.kid}",
+        f"  HMAC key (--eab-hmac-key):  {hmac_key}",
+        "The HMAC key is shown only now. certbot: --eab-kid KID --eab-hmac-key KEY; lego: --eab --kid KID --hmac KEY",
+    ])
+
+
+def eab_text(rows: Sequence[EabKeyView]) -> str:
+    if not rows:
+        return "no EAB keys"
+    return table(["NAME", "KEY ID", "STATUS", "ACCOUNTS", "CREATED", "POLICY"],
+                 [[k.name, k.kid, "revoked " + when(k.revoked) if k.revoked else "active", str(k.accounts),
+                   when(k.created), _policy(k)] for k in rows])
+
+
+def budget_text(view: BudgetView) -> str:
+    if not view.enabled:
+        return "the upstream budget ledger is off (BUDGET_ENABLED=false)"
+    lines = ["limits: " + "; ".join(view.limits)]
+    if view.paused:
+        lines.append("PAUSED by the upstream CA (unpause at the link, then `jackdaw budget unpause NAME`):")
+        lines += [f"  {p.name}  since {when(p.since)}  {p.unpause_url or ''}".rstrip() for p in view.paused]
+    if not view.buckets:
+        lines.append("nothing spent yet")
+    else:
+        lines.append(table(["LIMIT", "FOR", "LEFT", "FULL IN"],
+                           [[b.limit, b.label, f"{b.tokens:g}/{b.capacity}", f"{b.full_in:.0f} s"]
+                            for b in view.buckets]))
     return "\n".join(lines)

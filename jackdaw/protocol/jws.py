@@ -138,6 +138,64 @@ def _protected_alg(protected: dict[str, Any]) -> str:
     return str(alg)
 
 
+EAB_ALGORITHMS = ("HS256", "HS384", "HS512")
+_EAB_ALG = {"HS256": jose.HS256, "HS384": jose.HS384, "HS512": jose.HS512}
+
+
+@dataclass(frozen=True)
+class ExternalBinding:
+    """The ``externalAccountBinding`` of a newAccount (RFC 8555 §7.3.4), parsed, not verified."""
+
+    jws: jose.JWS
+    alg: str
+    kid: str
+    url: str
+
+    @property
+    def payload(self) -> bytes:
+        payload: bytes = self.jws.payload
+        return payload
+
+
+def parse_external_binding(obj: Any) -> ExternalBinding:
+    """A flattened JWS, MAC'd (HS256/384/512), with ``kid`` and ``url`` and no nonce."""
+    if not isinstance(obj, dict) or "signatures" in obj or "header" in obj:
+        raise problems.Malformed("'externalAccountBinding' must be a flattened JWS object")
+    for member in ("protected", "payload", "signature"):
+        if not isinstance(obj.get(member), str) or not _is_b64url(obj[member]):
+            raise problems.Malformed(f"'externalAccountBinding' {member!r} is not unpadded base64url")
+    protected = _protected_header(obj["protected"])
+    alg, kid, url = protected.get("alg"), protected.get("kid"), protected.get("url")
+    if alg not in EAB_ALGORITHMS:
+        raise problems.Malformed(f"'externalAccountBinding' algorithm {alg!r} is not one of "
+                                 f"{', '.join(EAB_ALGORITHMS)}")
+    if not isinstance(kid, str) or not kid or not isinstance(url, str):
+        raise problems.Malformed("'externalAccountBinding' needs a 'kid' and a 'url' in its protected header")
+    if "nonce" in protected:
+        raise problems.Malformed("'externalAccountBinding' must not carry a 'nonce'")
+    try:
+        parsed = jose.JWS.from_json(obj)
+    except (jose.DeserializationError, ValueError, TypeError, KeyError, AttributeError):
+        raise problems.Malformed("'externalAccountBinding' could not be parsed") from None
+    return ExternalBinding(parsed, str(alg), kid, url)
+
+
+def verify_external_binding(binding: ExternalBinding, hmac_key: bytes, account_key: jose.JWK) -> None:
+    """The MAC with the binding's key, over the account's own public key (its payload)."""
+    try:
+        valid = binding.jws.verify(jose.JWKOct(key=hmac_key))
+    except Exception:
+        valid = False
+    if not valid or binding.jws.signature.combined.alg != _EAB_ALG[binding.alg]:
+        raise problems.Unauthorized("'externalAccountBinding' signature does not verify with that key id")
+    try:
+        bound = load_jwk(json.loads(binding.payload))
+    except (ValueError, UnicodeDecodeError, RecursionError, TypeError):
+        raise problems.Malformed("'externalAccountBinding' payload is not a JWK") from None
+    if bound.thumbprint() != account_key.public_key().thumbprint():
+        raise problems.Malformed("'externalAccountBinding' payload is not the account's key")
+
+
 def verify_signature(parsed: ParsedJWS, key: jose.JWK) -> None:
     """Check the algorithm matches the key, then the signature, always with an explicit key."""
     if isinstance(key, jose.JWKRSA):

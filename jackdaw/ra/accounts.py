@@ -12,6 +12,8 @@ from jackdaw.models import Account
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.jws import ParsedJWS, load_jwk, thumbprint, verify_signature
+from jackdaw.ra import bindings
+from jackdaw.ra.policy import check_source
 
 
 def check_contact(raw: Any) -> list[str]:
@@ -32,19 +34,25 @@ def find_by_key(session: Session, jwk: jose.JWK) -> Account | None:
     return session.scalars(select(Account).where(Account.thumbprint == thumbprint(jwk))).first()
 
 
-def new_account(session: Session, jwk: jose.JWK, payload: dict[str, Any]) -> tuple[Account, bool]:
-    """Return (account, created). An existing key returns its account (§7.3.1)."""
+def new_account(session: Session, jwk: jose.JWK, payload: dict[str, Any], *, url: str = "",
+                eab_required: bool = False, requester: str | None = None) -> tuple[Account, bool]:
+    """Return (account, created). An existing key returns its account (§7.3.1); a new one
+    needs a valid external account binding when the relay requires it (§7.3.4), and then
+    belongs to that binding's key."""
     existing = find_by_key(session, jwk)
     if existing is not None:
         return existing, False
     if payload.get("onlyReturnExisting") is True:
         raise problems.AccountDoesNotExist("no account exists for this key")
     contact = check_contact(payload.get("contact"))
+    key = bindings.bind(session, payload, jwk, url, eab_required)
+    check_source(key, requester)
     account = Account(
         thumbprint=thumbprint(jwk),
         jwk=jwk.public_key().to_json(),
         status=Status.VALID,
         contact=contact,
+        eab_kid=key.kid if key is not None else None,
     )
     session.add(account)
     session.flush()

@@ -1,4 +1,7 @@
-"""Finalize-time CSR checks (RFC 8555 §7.4): the client's CSR is sent upstream unchanged."""
+"""Finalize-time CSR checks (RFC 8555 §7.4): the client's CSR is sent upstream unchanged, so
+whatever the upstream CA would refuse (other SAN types, must-staple, CA:true, RSA outside
+2048-4096 or e != 65537, curves other than P-256/P-384) is refused here first, before the
+upstream budget is spent."""
 
 from __future__ import annotations
 
@@ -35,11 +38,33 @@ def csr_names(csr: x509.CertificateSigningRequest) -> set[str]:
     else:
         if san.value.get_values_for_type(x509.IPAddress):
             raise problems.BadCSR("CSR contains IP address SANs, which this relay does not issue")
+        others = sorted({type(n).__name__ for n in san.value if not isinstance(n, x509.DNSName)})
+        if others:
+            raise problems.BadCSR(f"CSR contains SANs other than DNS names ({', '.join(others)}), which the "
+                                  "upstream CA refuses")
         names.update(n.lower() for n in san.value.get_values_for_type(x509.DNSName))
     for attr in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
         value = attr.value
         names.add((value.decode() if isinstance(value, bytes) else value).lower())
     return names
+
+
+def _check_extensions(csr: x509.CertificateSigningRequest) -> None:
+    """What the upstream CA (Let's Encrypt) refuses at finalize, refused here before it is asked."""
+    try:
+        features = csr.extensions.get_extension_for_class(x509.TLSFeature).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        if x509.TLSFeatureType.status_request in features:
+            raise problems.BadCSR("CSR asks for OCSP must-staple, which the upstream CA no longer issues")
+    try:
+        constraints = csr.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        if constraints.ca:
+            raise problems.BadCSR("CSR asks for a CA certificate (basicConstraints CA:true)")
 
 
 def check_csr(csr: x509.CertificateSigningRequest, identifiers: list[str], account_jwk: dict[str, Any]) -> None:
@@ -49,10 +74,15 @@ def check_csr(csr: x509.CertificateSigningRequest, identifiers: list[str], accou
         signed = False
     if not signed:
         raise problems.BadCSR("CSR signature is invalid")
+    _check_extensions(csr)
     key = csr.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
             raise problems.BadCSR(f"RSA key of {key.key_size} bits is too small (2048 at least)")
+        if key.key_size > 4096:
+            raise problems.BadCSR(f"RSA key of {key.key_size} bits is larger than the upstream CA accepts (4096)")
+        if key.public_numbers().e != 65537:
+            raise problems.BadCSR(f"RSA public exponent {key.public_numbers().e} is not accepted (65537 only)")
     elif isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in _CURVES:
             raise problems.BadCSR(f"ECDSA curve {key.curve.name} is not accepted (P-256 or P-384)")

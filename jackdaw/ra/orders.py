@@ -10,25 +10,34 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from jackdaw.budget import Budget
 from jackdaw.db import rowcount
 from jackdaw.jobs import JobKind, JobQueue
-from jackdaw.models import Account, Authz, Challenge, Order, utcnow
+from jackdaw.models import Account, Authz, Challenge, EabKey, Order, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import CHALLENGE_HTTP01, Status
 from jackdaw.ra import csr as csr_checks
-from jackdaw.ra.policy import check_identifiers
+from jackdaw.ra.policy import check_identifiers, check_source
 
 ORDER_LIFETIME = timedelta(days=7)
 AUTHZ_LIFETIME = timedelta(days=7)
 
 
 def new_order(session: Session, account: Account, payload: dict[str, Any], allowed_domains: tuple[str, ...],
-              wildcard_domains: tuple[str, ...] = ()) -> Order:
+              wildcard_domains: tuple[str, ...] = (), *, binding: EabKey | None = None, requester: str | None = None,
+              budget: Budget | None = None, eab_required: bool = False) -> Order:
+    """Policy first (the relay's fence, the account's binding), then the upstream budget:
+    nothing is stored, and nothing goes upstream, for an order either refuses."""
     if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
         raise problems.Malformed("notBefore and notAfter are not supported")
-    names = check_identifiers(payload.get("identifiers"), allowed_domains, wildcard_domains)
+    if eab_required and binding is None:
+        raise problems.Unauthorized("this account has no external account binding, which this relay now requires; "
+                                    "register a new account with an EAB key")
+    check_source(binding, requester)
+    names = check_identifiers(payload.get("identifiers"), allowed_domains, wildcard_domains, binding)
     now = utcnow()
-    order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names)
+    order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names,
+                  requester=requester)
     session.add(order)
     for position, name in enumerate(names):
         wildcard = name.startswith("*.")
@@ -38,6 +47,8 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], allow
         session.add(Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32),
                               status=Status.PENDING, validation_records=[]))
     session.flush()
+    if budget is not None:
+        budget.admit(session, order, binding)
     return order
 
 
@@ -75,11 +86,16 @@ def respond_to_challenge(session: Session, queue: JobQueue, challenge: Challenge
     session.refresh(challenge)
 
 
-def finalize(session: Session, queue: JobQueue, order: Order, account: Account, payload: dict[str, Any]) -> None:
+def finalize(session: Session, queue: JobQueue, order: Order, account: Account, payload: dict[str, Any],
+             budget: Budget | None = None) -> None:
+    """The CSR as the upstream CA would judge it, the budget, then leg 2 starts: an order never
+    finalized spends nothing upstream."""
     if order.status != Status.READY:
         raise problems.OrderNotReady(f"order is {order.status}, not ready")
     csr = csr_checks.parse_csr(payload.get("csr"))
     csr_checks.check_csr(csr, order.identifiers, account.jwk)
+    if budget is not None:
+        budget.commit(session, order)
 
     started = rowcount(session.execute(
         update(Order)

@@ -1,4 +1,20 @@
-"""Which names may be ordered (RFC 8555 §7.4 identifiers; ALLOWED_DOMAINS, WILDCARD_DOMAINS)."""
+"""Who may get which names: the one place the relay decides (RFC 8555 §7.4 identifiers).
+
+Two layers, both applied:
+
+- the relay's own fence: ``ALLOWED_DOMAINS`` (those domains and every name under them) and
+  ``WILDCARD_DOMAINS`` (``example.com``: wildcards for names strictly under it, such as
+  ``*.app.example.com``; ``*.example.com`` listed as such: that wildcard itself). A wildcard is
+  proven by HTTP-01 at its base name, so a wildcard at a zone's apex is never implied: whoever
+  serves ``http://example.com/`` (often an outside CMS or CDN) must not get ``*.example.com``
+  unless an operator listed exactly that;
+- an external account binding's policy (jackdaw.ra.bindings): name patterns (``host.example.com``
+  exactly; ``*.team.example.com`` for names under it, not the apex itself), wildcards on or off
+  (``*.B`` needs ``B`` itself allowed by a pattern), the networks requests must come from, and
+  optionally the requester among the name's addresses (checked when the name is validated).
+
+Refusals are typed problems whose detail names the rule that refused.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +23,27 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from jackdaw.models import EabKey
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import IDENTIFIER_DNS, MAX_IDENTIFIERS
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_IP_LITERAL_RULE = ("IP address identifiers are not issued: a relay can only prove a DNS name upstream (by "
+                    "DNS-01), and an IP address can be proven only at the address itself")
 
 
 def _under(name: str, domains: Sequence[str]) -> bool:
     return any(name == d or name.endswith("." + d) for d in domains)
 
 
-def check_name(name: str, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = ()) -> str:
-    """Return the normalised name or raise the problem a client should see for it.
+def _strictly_under(name: str, domains: Sequence[str]) -> bool:
+    return any(name.endswith("." + d) for d in domains)
 
-    A wildcard (`*.base`) is allowed only when `base` is under WILDCARD_DOMAINS: only DNS-01
-    can obtain it upstream, which is exactly what the relay centralises, so operators opt in.
-    """
-    name = name.strip().lower()
-    if name.startswith("*."):
-        base = check_name(name[2:], allowed_domains)
-        if not _under(base, wildcard_domains):
-            raise problems.RejectedIdentifier(
-                f"{name}: wildcard names are allowed only under WILDCARD_DOMAINS"
-                + (f" ({', '.join(wildcard_domains)})" if wildcard_domains else ", which is not set"),
-                identifier=name,
-            )
-        return "*." + base
+
+def _dns_name(name: str) -> str:
+    """The ASCII form of a valid DNS name, or RejectedIdentifier."""
     if name.endswith("."):
         raise problems.RejectedIdentifier(f"{name!r}: a trailing dot is not allowed", identifier=name)
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        pass
-    else:
-        raise problems.UnsupportedIdentifier(f"{name}: IP address identifiers are not supported", identifier=name)
     if "*" in name:
         raise problems.RejectedIdentifier(f"{name!r}: '*' is allowed only as a whole leftmost label", identifier=name)
     try:
@@ -52,14 +55,64 @@ def check_name(name: str, allowed_domains: Sequence[str], wildcard_domains: Sequ
         raise problems.RejectedIdentifier(f"{name!r} is not a valid DNS name", identifier=name)
     if labels[-1].isdigit():
         raise problems.RejectedIdentifier(f"{name!r}: the top-level label must not be numeric", identifier=name)
+    return ascii_name
+
+
+def check_pattern(text: str) -> str:
+    """An EAB key's name pattern, normalised: ``host.example.com`` or ``*.example.com``."""
+    raw = text.strip().lower().rstrip(".")
+    base = raw.removeprefix("*.")
+    try:
+        _dns_name(base)
+    except problems.AcmeProblem:
+        raise ValueError(f"--allow {text!r}: a DNS name, or *.domain for every name under it") from None
+    return raw
+
+
+def pattern_allows(pattern: str, name: str) -> bool:
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:])  # strictly under: the apex needs its own entry
+    return name == pattern
+
+
+def check_name(name: str, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = (),
+               binding: EabKey | None = None) -> str:
+    """Return the normalised name or raise the problem a client should see for it."""
+    name = name.strip().lower()
+    if name.startswith("*."):
+        if binding is not None and not binding.wildcards:
+            raise problems.RejectedIdentifier(
+                f"{name}: EAB key {binding.name} does not allow wildcard names", identifier=name)
+        base = check_name(name[2:], allowed_domains, binding=binding)
+        wildcard = "*." + base
+        if binding is None and wildcard not in wildcard_domains and not _strictly_under(
+                base, [d for d in wildcard_domains if not d.startswith("*.")]):
+            raise problems.RejectedIdentifier(
+                f"{wildcard}: wildcard names are allowed only under WILDCARD_DOMAINS"
+                + (f" ({', '.join(wildcard_domains)}; a wildcard at a listed domain itself needs '*.{base}' "
+                   "listed)" if wildcard_domains else ", which is not set"),
+                identifier=wildcard)
+        return wildcard
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        raise problems.RejectedIdentifier(f"{name}: {_IP_LITERAL_RULE}", identifier=name)
+    ascii_name = _dns_name(name)
     if allowed_domains and not _under(ascii_name, allowed_domains):
         raise problems.RejectedIdentifier(
             f"{ascii_name} is not under a domain this relay issues for (ALLOWED_DOMAINS)", identifier=ascii_name
         )
+    if binding is not None and not any(pattern_allows(p, ascii_name) for p in binding.allow):
+        raise problems.RejectedIdentifier(
+            f"{ascii_name} is not allowed for EAB key {binding.name} (allowed: {', '.join(binding.allow)})",
+            identifier=ascii_name)
     return ascii_name
 
 
-def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = ()) -> list[str]:
+def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = (),
+                      binding: EabKey | None = None) -> list[str]:
     """Validate a newOrder `identifiers` array; every bad name is reported (compound problem)."""
     if not isinstance(raw, list) or not raw:
         raise problems.Malformed("newOrder needs a non-empty 'identifiers' array")
@@ -70,12 +123,16 @@ def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains
     for ident in raw:
         if not isinstance(ident, dict) or not isinstance(ident.get("value"), str):
             raise problems.Malformed("each identifier needs a 'type' and a string 'value'")
+        if ident.get("type") == "ip":
+            errors.append(problems.RejectedIdentifier(f"{ident['value']}: {_IP_LITERAL_RULE}",
+                                                      identifier=ident["value"]))
+            continue
         if ident.get("type") != IDENTIFIER_DNS:
             errors.append(problems.UnsupportedIdentifier(
                 f"identifier type {ident.get('type')!r} is not supported", identifier=ident["value"]))
             continue
         try:
-            name = check_name(ident["value"], allowed_domains, wildcard_domains)
+            name = check_name(ident["value"], allowed_domains, wildcard_domains, binding)
         except problems.AcmeProblem as exc:
             errors.append(exc)
             continue
@@ -88,3 +145,32 @@ def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains
             "; ".join(e.detail for e in errors), subproblems=errors
         )
     return names
+
+
+def check_source(binding: EabKey | None, address: str | None) -> None:
+    """An EAB key with source networks: the request must come from inside one of them."""
+    if binding is None or not binding.sources:
+        return
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        ip = None
+    if ip is None or not any(ip in ipaddress.ip_network(n) for n in binding.sources):
+        raise problems.Unauthorized(
+            f"EAB key {binding.name} accepts requests only from {', '.join(binding.sources)}; "
+            f"this one came from {address or 'an unknown address'}")
+
+
+def check_requester(binding: EabKey | None, requester: str | None, addresses: Sequence[str], name: str) -> None:
+    """An EAB key requiring it: the requester is among the addresses ``name`` resolved to."""
+    if binding is None or not binding.requester_in_dns:
+        return
+    try:
+        wanted = ipaddress.ip_address(requester or "")
+        known = {ipaddress.ip_address(a) for a in addresses}
+    except ValueError:
+        wanted, known = None, set()
+    if wanted is None or wanted not in known:
+        raise problems.Unauthorized(
+            f"EAB key {binding.name} requires the requester to be the host: {requester or 'unknown'} is not "
+            f"among the addresses of {name} ({', '.join(addresses) or 'none'})", identifier=name)

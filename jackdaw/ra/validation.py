@@ -13,11 +13,13 @@ from acme import challenges
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics
-from jackdaw.jobs import JobContext, JobKind, JobQueue, Wait
+from jackdaw.jobs import JobContext, JobQueue, Wait
 from jackdaw.models import Challenge, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.jws import load_jwk
+from jackdaw.ra import bindings
+from jackdaw.ra.policy import check_requester
 from jackdaw.va.http01 import HTTP01Validator
 
 log = logging.getLogger(__name__)
@@ -36,11 +38,20 @@ class ValidationJob:
                 return
             name = chall.authz.identifier
             token = chall.token
-            account_key = load_jwk(chall.authz.order.account.jwk)
+            order = chall.authz.order
+            account_key = load_jwk(order.account.jwk)
+            binding = bindings.binding_of(s, order.account)
+            requester = order.requester
         # Network I/O happens outside any transaction (SQLite holds its write lock per transaction).
         http01 = challenges.HTTP01(token=jose.b64.b64decode(token))
         expected = http01.key_authorization(account_key)
         result = self.validator.validate(name, token, expected)
+        if result.problem is None:
+            resolved = [a for r in result.records if r.get("hostname") == name for a in r.get("addressesResolved", [])]
+            try:
+                check_requester(binding, requester, resolved, name)
+            except problems.AcmeProblem as refused:
+                result.problem = refused
         with self.sessions.begin() as s:
             chall = s.get(Challenge, ctx.subject_id, with_for_update=True)
             if chall is None or chall.status != Status.PROCESSING:
@@ -67,10 +78,9 @@ class ValidationJob:
             chall.validated = utcnow()
             authz.status = Status.VALID
             if order.status == Status.PENDING and all(a.status == Status.VALID for a in order.authzs):
+                # leg 2 starts at the client's finalize: an order never finalized spends nothing upstream
                 order.status = Status.READY
                 order.updated = utcnow()
-                # Leg 2 starts now, while the client is still on its way to finalize.
-                self.queue.enqueue(s, JobKind.ORDER, order.id)
             log.info("validated %s for order %s", name, order.id, extra=extra)
         else:
             chall.status = Status.INVALID

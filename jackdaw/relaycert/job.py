@@ -118,6 +118,9 @@ class RelayCertJob:
         state = self.leg2.state(ctx.kind, ctx.subject_id)
         if state is None or state.stage in (Stage.DONE, Stage.FAILED):
             with self.leg2.sessions.begin() as s:  # a new renewal: a new upstream order
+                short = self.leg2.budget.spend_for_relay(s, [domain]) if self.leg2.budget is not None else None
+                if short is not None:  # even the reserve is spent: the CA would refuse too
+                    raise RetryLater(short.detail, float(short.retry_after or RETRY_BASE))
                 self.leg2.reset(s, ctx.kind, ctx.subject_id)
             self.store.drop_renewal()
             log.info("relay certificate for %s: %s; obtaining a new one", domain, reason)

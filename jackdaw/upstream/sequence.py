@@ -19,9 +19,10 @@ every request that changes something upstream.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import requests
@@ -31,6 +32,7 @@ from cryptography import x509
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw.budget import Budget
 from jackdaw.db import rowcount
 from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, Wait, backoff
 from jackdaw.models import UpstreamOrder, utcnow
@@ -94,6 +96,7 @@ class Leg2:
     sessions: sessionmaker[Session]
     upstream: UpstreamAccount
     dns01: DNS01
+    budget: Budget | None = None
 
     # -- the owner's calls -------------------------------------------------------------------
 
@@ -123,9 +126,10 @@ class Leg2:
                 raise RetryLater("upstream account unknown; registering again", 0) from exc
             if kind is Verdict.TRANSIENT:
                 raise RetryLater(f"{type(exc).__name__}: {exc}", backoff(ctx.attempts)) from exc
-            problem = exc.problem if isinstance(exc, UpstreamFailed) else problem_from_upstream(
-                exc, "refused the order") if isinstance(exc, messages.Error) else problems.ServerInternal(str(exc))
-            return self._fail(row, problem)
+            if isinstance(exc, UpstreamFailed):
+                return self._fail(row, exc.problem)
+            assert isinstance(exc, messages.Error)  # the only other refusal
+            return self._fail(row, problem_from_upstream(exc, "refused the order"), self._budget_refusal(row, exc))
 
     def abandon(self, owner_kind: str, owner_id: str, problem: problems.AcmeProblem) -> None:
         """The owner's job gave up: record why and take its DNS values back."""
@@ -232,6 +236,9 @@ class Leg2:
             if authz.status == messages.STATUS_PENDING:
                 waiting = resp
             elif authz.status != messages.STATUS_VALID:
+                if self.budget is not None:
+                    with self.sessions.begin() as s:
+                        self.budget.failed_upstream(s, [authz.identifier.value])
                 raise UpstreamFailed(authz_problem(authz))
         if waiting is not None:
             if utcnow() - row.stage_since > AUTHZ_DEADLINE:
@@ -301,9 +308,27 @@ class Leg2:
         for key, value in values.items():
             setattr(row, key, value)
 
-    def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem) -> Failed:
+    def _budget_refusal(self, row: UpstreamOrder, error: messages.Error) -> datetime | None:
+        """A pause or a rate limit from the CA, recorded in the budget so the next orders for
+        these names are refused here; returns when a rate limit lifts."""
+        if self.budget is None:
+            return None
+        detail = str(error.detail or "")
+        with self.sessions.begin() as s:
+            if self.budget.paused(s, detail):
+                return None
+            if error.code != "rateLimited":
+                return None
+            until = retry_time(detail)
+            self.budget.rate_limited(s, row.names, detail, until)
+            return until
+
+    def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem, retry: datetime | None = None) -> Failed:
         self.dns01.release(row.owner_id, str(row.id))
-        self._save(row, stage=Stage.FAILED, error=problem.to_json(), challenges=[])
+        doc = problem.to_json()
+        if retry is not None:  # carried to the client as Retry-After on its order
+            doc["retryAfter"] = retry.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._save(row, stage=Stage.FAILED, error=doc, challenges=[])
         log.warning("%s %s: leg 2 failed: %s", row.owner_kind, row.owner_id, problem.detail, extra=_extra(row))
         return Failed(problem)
 
@@ -366,6 +391,23 @@ def answer(client: acme_client.ClientV2, url: str) -> None:
 
 def finalize(client: acme_client.ClientV2, body: messages.Order, csr: x509.CertificateSigningRequest) -> None:
     client.net.post(body.finalize, messages.CertificateRequest(csr=csr), new_nonce_url=client.directory["newNonce"])
+
+
+_RETRY_AT = re.compile(r"retry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)", re.IGNORECASE)
+#: when a rateLimited refusal names no time
+RATE_LIMIT_DEFAULT = timedelta(hours=1)
+
+
+def retry_time(detail: str) -> datetime:
+    """When the CA's rateLimited refusal lifts: Boulder writes "retry after 2026-12-02 15:04:05
+    UTC" into its detail (and a Retry-After header, which the acme library does not keep)."""
+    match = _RETRY_AT.search(detail)
+    if match:
+        try:
+            return datetime.fromisoformat(match.group(1).replace(" ", "T")).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return utcnow() + RATE_LIMIT_DEFAULT
 
 
 def poll_delay(resp: requests.Response, row: UpstreamOrder) -> float:

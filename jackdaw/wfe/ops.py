@@ -42,5 +42,6 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     rt = runtime()
-    body, content_type = metrics.render(rt.engine, sorted(rt.queue.handlers), request.headers.get("Accept"))
+    body, content_type = metrics.render(rt.engine, sorted(rt.queue.handlers), request.headers.get("Accept"),
+                                        rt.budget.limits() if rt.budget.enabled else ())
     return _no_store(Response(body, content_type=content_type))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import url_for
@@ -12,6 +12,18 @@ from jackdaw.models import Account, Authz, Challenge, Order
 
 def rfc3339(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def retry_after(error: dict[str, Any] | None) -> int | None:
+    """Seconds until the time a stored rateLimited problem carries (``retryAfter``), if any."""
+    when = (error or {}).get("retryAfter")
+    if not isinstance(when, str):
+        return None
+    try:
+        moment = datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return max(1, int((moment - datetime.now(UTC)).total_seconds()) + 1)
 
 
 def url(endpoint: str, **values: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 from jackdaw.models import Account, Authz, Certificate, Challenge, Order
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import PEM_CHAIN_CONTENT_TYPE, RETRY_AFTER_SECONDS, Status
-from jackdaw.ra import accounts, orders, revocation
+from jackdaw.ra import accounts, bindings, orders, revocation
 from jackdaw.runtime import runtime
 from jackdaw.wfe import render
 from jackdaw.wfe.verify import (
@@ -63,7 +64,7 @@ def directory() -> Response:
         "newOrder": render.url("new_order"),
         "revokeCert": render.url("revoke_cert"),
         "keyChange": render.url("key_change"),
-        "meta": {"externalAccountRequired": False},
+        "meta": {"externalAccountRequired": runtime().settings.eab_required},
     })
 
 
@@ -78,7 +79,9 @@ def new_nonce() -> Response:
 def new_account() -> Response:
     session = db()
     verified, payload = verify_self_signed(session)
-    account, created = accounts.new_account(session, verified.key, payload)
+    account, created = accounts.new_account(session, verified.key, payload, url=render.url("new_account"),
+                                            eab_required=runtime().settings.eab_required,
+                                            requester=client_address())
     session.commit()
     return _json(render.account_json(account), 201 if created else 200,
                  location=render.url("account", account_id=account.id))
@@ -126,15 +129,42 @@ def new_order() -> Response:
     session = db()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
-    settings = runtime().settings
-    order = orders.new_order(session, verified.account, payload, settings.allowed_domains, settings.wildcard_domains)
+    rt = runtime()
+    settings = rt.settings
+    order = orders.new_order(session, verified.account, payload, settings.allowed_domains, settings.wildcard_domains,
+                             binding=bindings.binding_of(session, verified.account), requester=client_address(),
+                             budget=rt.budget, eab_required=settings.eab_required)
     session.commit()
     return _json(render.order_json(order), 201, location=render.url("order", order_id=order.id))
 
 
 def _order_response(order: Order) -> Response:
-    return _json(render.order_json(order), location=render.url("order", order_id=order.id),
+    resp = _json(render.order_json(order), location=render.url("order", order_id=order.id),
                  retry_after=order.status in (Status.PENDING, Status.PROCESSING))
+    retry = render.retry_after(order.error)
+    if retry is not None:  # the upstream CA's rateLimited, carried with its time
+        resp.headers["Retry-After"] = str(retry)
+    return resp
+
+
+def client_address() -> str | None:
+    """The requesting client: the peer, or, when the peer is a trusted proxy
+    (JACKDAW_FORWARDED_ALLOW_IPS), the last address in X-Forwarded-For it did not add itself."""
+    peer = request.remote_addr
+    trusted = runtime().settings.trusted_proxies
+    chain = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+    address = peer
+    while address is not None and _in(address, trusted) and chain:
+        address = chain.pop()
+    return address
+
+
+def _in(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def _current(session: Session, order: Order | None, account: Account, what: str) -> Order:
@@ -162,7 +192,7 @@ def finalize(order_id: str) -> Response:
     # authorizations loaded now: the response is rendered from memory after the commit
     found = _current(session, session.get(Order, order_id, options=[joinedload(Order.authzs)]), verified.account,
                      "order")
-    orders.finalize(session, runtime().queue, found, verified.account, payload)
+    orders.finalize(session, runtime().queue, found, verified.account, payload, runtime().budget)
     session.commit()
     return _order_response(found)
 

@@ -328,7 +328,7 @@ def test_new_order(relay: Relay, alice: RequestSigner, count: int) -> None:
     [
         pytest.param([{"type": "dns", "value": "www.evil.com"}], "rejectedIdentifier", id="outside-allowed"),
         pytest.param([{"type": "dns", "value": "*." + OK}], "rejectedIdentifier", id="wildcard"),
-        pytest.param([{"type": "ip", "value": "127.0.0.1"}], "unsupportedIdentifier", id="ip"),
+        pytest.param([{"type": "ip", "value": "127.0.0.1"}], "rejectedIdentifier", id="ip"),
         pytest.param([{"type": "dns", "value": "a." + OK}, {"type": "dns", "value": "evil.com"}],
                      "rejectedIdentifier", id="one-of-two"),
         pytest.param([], "malformed", id="empty"),
@@ -364,8 +364,7 @@ def test_validation_makes_the_order_ready(relay: Relay, alice: RequestSigner, co
     resp = alice.post_as_get(order_url)
     assert ok(resp)["status"] == "ready"
     assert "Retry-After" not in resp.headers
-    order_id = order_url.rsplit("/", 1)[-1]
-    assert relay.jobs() == [(JobKind.ORDER, order_id, 0)]  # leg 2 queued (and held back), validations done
+    assert relay.jobs() == []  # validations done; leg 2 waits for the client's finalize
 
 
 def test_repeated_challenge_posts_start_one_validation(relay: Relay, alice: RequestSigner) -> None:
@@ -523,7 +522,7 @@ def test_two_finalize_posts_start_one_issuance(relay: Relay, alice: RequestSigne
     assert first.headers["Location"] == order_url and first.headers["Retry-After"]
     problem(alice.post(order["finalize"], {"csr": csr_b64(csr)}), "orderNotReady", 403)
 
-    assert relay.jobs() == [(JobKind.ORDER, order_id, 1)]  # one job: queued when ready, asked once more
+    assert relay.jobs() == [(JobKind.ORDER, order_id, 0)]  # one job: queued by the finalize that was taken
     assert relay.order_row(order_url).csr == csr.public_bytes(Encoding.DER)  # sent upstream as-is
 
 
@@ -548,7 +547,7 @@ def test_concurrent_finalize_posts_start_one_issuance(relay: Relay, alice: Reque
     for t in threads:
         t.join()
     assert sorted(results) == [(200, "processing"), (403, 403), (403, 403)]
-    assert relay.jobs() == [(JobKind.ORDER, order_url.rsplit("/", 1)[-1], 1)]
+    assert relay.jobs() == [(JobKind.ORDER, order_url.rsplit("/", 1)[-1], 0)]
 
 
 # --- isolation between accounts ------------------------------------------------------------------

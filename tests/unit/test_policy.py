@@ -43,8 +43,8 @@ def test_check_name_accepts(name: str, allowed: tuple[str, ...], expected: str) 
         pytest.param("*.example.test", ALLOWED, problems.RejectedIdentifier, id="wildcard"),
         pytest.param("*.example.test", (), problems.RejectedIdentifier, id="wildcard-no-allow-list"),
         pytest.param("a.*.example.test", ALLOWED, problems.RejectedIdentifier, id="inner-wildcard"),
-        pytest.param("192.0.2.1", ALLOWED, problems.UnsupportedIdentifier, id="ipv4"),
-        pytest.param("2001:db8::1", ALLOWED, problems.UnsupportedIdentifier, id="ipv6"),
+        pytest.param("192.0.2.1", ALLOWED, problems.RejectedIdentifier, id="ipv4"),
+        pytest.param("2001:db8::1", ALLOWED, problems.RejectedIdentifier, id="ipv6"),
         pytest.param("-a.example.test", ALLOWED, problems.RejectedIdentifier, id="leading-hyphen"),
         pytest.param("a-.example.test", ALLOWED, problems.RejectedIdentifier, id="trailing-hyphen"),
         pytest.param("a..example.test", ALLOWED, problems.RejectedIdentifier, id="empty-label"),
@@ -92,7 +92,7 @@ def test_check_identifiers_at_the_limit() -> None:
         pytest.param(["a.example.test"], problems.Malformed, id="bare-string"),
         pytest.param([{"type": "dns"}], problems.Malformed, id="no-value"),
         pytest.param([{"type": "dns", "value": 5}], problems.Malformed, id="value-not-string"),
-        pytest.param([{"type": "ip", "value": "192.0.2.1"}], problems.UnsupportedIdentifier, id="ip-type"),
+        pytest.param([{"type": "ip", "value": "192.0.2.1"}], problems.RejectedIdentifier, id="ip-type"),
         pytest.param([{"value": "a.example.test"}], problems.UnsupportedIdentifier, id="no-type"),
         pytest.param(dns(*[f"h{i}.example.test" for i in range(MAX_IDENTIFIERS + 1)]), problems.RejectedIdentifier,
                      id="over-100"),
@@ -115,5 +115,5 @@ def test_every_bad_name_is_reported() -> None:
     doc = info.value.to_json()
     subs = [(s["type"].rsplit(":", 1)[1], s["identifier"]["value"]) for s in doc["subproblems"]]
     assert subs == [("rejectedIdentifier", "evil.com"), ("rejectedIdentifier", "*.example.test"),
-                    ("unsupportedIdentifier", "192.0.2.1")]
+                    ("rejectedIdentifier", "192.0.2.1")]
     assert all("status" not in s for s in doc["subproblems"])

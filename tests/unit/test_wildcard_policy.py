@@ -1,4 +1,6 @@
-"""Wildcards are off unless WILDCARD_DOMAINS lists the base domain."""
+"""Wildcards are off unless WILDCARD_DOMAINS covers them: names strictly under a listed domain, or
+a wildcard listed exactly (a wildcard at a domain's apex is never implied: its HTTP-01 proof
+would be whoever serves the apex)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ ALLOWED = ("example.test", "example.org")
 @pytest.mark.parametrize(
     ("name", "wildcards", "expected"),
     [
-        ("*.example.test", ("example.test",), "*.example.test"),
+        ("*.example.test", ("*.example.test",), "*.example.test"),
         ("*.deep.example.test", ("example.test",), "*.deep.example.test"),
-        ("*.EXAMPLE.test", ("example.test",), "*.example.test"),
+        ("*.Deep.EXAMPLE.test", ("example.test",), "*.deep.example.test"),
     ],
-    ids=["base", "under base", "case folded"],
+    ids=["apex listed exactly", "under base", "case folded"],
 )
 def test_allowed_wildcards(name: str, wildcards: tuple[str, ...], expected: str) -> None:
     assert check_name(name, ALLOWED, wildcards) == expected
@@ -28,6 +30,7 @@ def test_allowed_wildcards(name: str, wildcards: tuple[str, ...], expected: str)
     ("name", "wildcards", "needle"),
     [
         ("*.example.test", (), "which is not set"),
+        ("*.example.test", ("example.test",), r"needs '\*\.example\.test' listed"),
         ("*.example.org", ("example.test",), "WILDCARD_DOMAINS"),
         ("*.elsewhere.test", ("elsewhere.test",), "ALLOWED_DOMAINS"),
         ("*.*.example.test", ("example.test",), "WILDCARD_DOMAINS"),
@@ -35,7 +38,8 @@ def test_allowed_wildcards(name: str, wildcards: tuple[str, ...], expected: str)
         ("*example.test", ("example.test",), "leftmost"),
         ("*.test", ("example.test",), "not a valid DNS name"),
     ],
-    ids=["off by default", "other base", "outside allowed", "double", "inner star", "partial label", "above base"],
+    ids=["off by default", "apex not implied", "other base", "outside allowed", "double", "inner star",
+         "partial label", "above base"],
 )
 def test_rejected_wildcards(name: str, wildcards: tuple[str, ...], needle: str) -> None:
     with pytest.raises(problems.RejectedIdentifier, match=needle):
@@ -44,7 +48,7 @@ def test_rejected_wildcards(name: str, wildcards: tuple[str, ...], needle: str) 
 
 def test_wildcard_and_base_are_two_identifiers() -> None:
     idents = [{"type": "dns", "value": "example.test"}, {"type": "dns", "value": "*.example.test"}]
-    assert check_identifiers(idents, ALLOWED, ("example.test",)) == ["example.test", "*.example.test"]
+    assert check_identifiers(idents, ALLOWED, ("*.example.test",)) == ["example.test", "*.example.test"]
 
 
 def test_setting_is_parsed() -> None:
