@@ -14,8 +14,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
-from jackdaw.protocol.constants import Status
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -112,13 +110,6 @@ class Order(Base):
     account: Mapped[Account] = relationship()
     authzs: Mapped[list[Authz]] = relationship(back_populates="order", order_by="Authz.position")
 
-    def fail(self, error: dict[str, Any]) -> None:
-        """An unfinished order becomes invalid with `error` (a problem document); final ones stay."""
-        if self.status in (Status.VALID, Status.INVALID):
-            return
-        self.status = Status.INVALID
-        self.error = error
-        self.updated = utcnow()
     certificate: Mapped[Certificate | None] = relationship(back_populates="order")
 
 

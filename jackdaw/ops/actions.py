@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw import states
 from jackdaw.db import rowcount
 from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.models import Job, Order, utcnow
@@ -111,15 +112,7 @@ def cancel_order(sessions: sessionmaker[Session], order_id: str) -> CancelResult
         if order.status in (Status.VALID, Status.INVALID):
             raise Refused(f"order {order.id} is already {order.status}: nothing to cancel")
         previous = order.status
-        problem = problems.Unauthorized(CANCEL_DETAIL)
-        for authz in order.authzs:
-            for chall in authz.challenges:
-                if chall.status in (Status.PENDING, Status.PROCESSING):
-                    chall.status = Status.INVALID
-                    chall.error = problem.to_json()
-            if authz.status == Status.PENDING:
-                authz.status = Status.INVALID
-        order.fail(problem.to_json())
+        states.cancel(order, problems.Unauthorized(CANCEL_DETAIL))
         jobs = [j for j in order_jobs(s, order) if j.kind in (JobKind.ORDER, JobKind.VALIDATE)]
         was_running = any(j.kind == JobKind.ORDER and j.lease_until is not None and j.lease_until > now for j in jobs)
         deleted = 0

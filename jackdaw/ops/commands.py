@@ -206,9 +206,23 @@ def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
               "who can reach it and answer HTTP-01 for a name (including outside names CNAME-delegated into "
               "your zones) gets a certificate on your upstream account. Set ALLOWED_DOMAINS, or EAB_REQUIRED=true "
               "with `jackdaw eab add`.", file=sys.stderr)
+    for line in _paused_warnings(settings):
+        print(line, file=sys.stderr)
     if show:
         _emit(render.config_text(effective_config(settings)))
     return 0
+
+
+def _paused_warnings(settings: Settings) -> list[str]:
+    """Names the upstream CA paused, when the relay's database can be read (no database yet: none)."""
+    try:
+        with database(settings.database_url) as (_, sessions):
+            view = queries.budget_view(sessions, settings)
+    except (Failed, SQLAlchemyError, ConfigError):
+        return []
+    return [f"WARNING: the upstream CA paused issuance for {p.name} for the relay's account since {p.since:%Y-%m-%d}; "
+            f"unpause at {p.unpause_url or 'the link in the log'}, then `jackdaw budget unpause {p.name}`"
+            for p in view.paused]
 
 
 def dns_check(name: str, settings: Settings, provider: DNSProvider, timeout: float | None = None) -> int:

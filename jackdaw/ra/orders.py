@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jackdaw import states
 from jackdaw.budget import Budget
-from jackdaw.db import rowcount
 from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.models import Account, Authz, Challenge, EabKey, Order, utcnow
 from jackdaw.protocol import problems
@@ -75,13 +75,7 @@ def respond_to_challenge(session: Session, queue: JobQueue, challenge: Challenge
         return  # already processing or decided: the POST is answered with the current state
     if authz.expires <= utcnow():
         raise problems.Malformed("authorization has expired")
-    started = rowcount(session.execute(
-        update(Challenge)
-        .where(Challenge.id == challenge.id, Challenge.status == Status.PENDING)
-        .values(status=Status.PROCESSING)
-        .execution_options(synchronize_session=False)
-    ))
-    if started:
+    if states.start_validation(session, challenge):
         queue.enqueue(session, JobKind.VALIDATE, challenge.id)
     session.refresh(challenge)
 
@@ -97,13 +91,7 @@ def finalize(session: Session, queue: JobQueue, order: Order, account: Account, 
     if budget is not None:
         budget.commit(session, order)
 
-    started = rowcount(session.execute(
-        update(Order)
-        .where(Order.id == order.id, Order.status == Status.READY)
-        .values(status=Status.PROCESSING, csr=csr.public_bytes(Encoding.DER), updated=utcnow())
-        .execution_options(synchronize_session=False)
-    ))
-    if not started:
+    if not states.start_processing(session, order, csr.public_bytes(Encoding.DER)):
         raise problems.OrderNotReady("order is already being finalized")
     queue.enqueue(session, JobKind.ORDER, order.id)
     session.refresh(order)
@@ -111,22 +99,10 @@ def finalize(session: Session, queue: JobQueue, order: Order, account: Account, 
 
 def deactivate_authz(authz: Authz) -> None:
     """§7.5.2: the client gives up an authorization; its order can no longer be issued."""
-    if authz.status not in (Status.PENDING, Status.VALID):
-        raise problems.Malformed(f"an authorization that is {authz.status} cannot be deactivated")
-    authz.status = Status.DEACTIVATED
-    authz.order.fail(problems.Unauthorized(f"authorization for {authz.identifier} was deactivated").to_json())
+    states.deactivate(authz)
 
 
 def enforce_expiry(order: Order) -> bool:
     """Expired pending authorizations and unfinished orders are shown (and kept) as such."""
-    now = utcnow()
-    changed = False
-    for authz in order.authzs:
-        if authz.status == Status.PENDING and authz.expires <= now:
-            authz.status = Status.EXPIRED
-            changed = True
-    if order.status in (Status.PENDING, Status.READY) and order.expires <= now:
-        order.fail(problems.Malformed("order expired before it was finalized").to_json())
-        changed = True
-    return changed
+    return states.expire(order)
 

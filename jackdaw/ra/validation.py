@@ -12,9 +12,9 @@ import josepy as jose
 from acme import challenges
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw import metrics
+from jackdaw import metrics, states
 from jackdaw.jobs import JobContext, JobQueue, Wait
-from jackdaw.models import Challenge, utcnow
+from jackdaw.models import Challenge
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.jws import load_jwk
@@ -70,23 +70,15 @@ class ValidationJob:
         metrics.VALIDATIONS.labels(outcome="valid" if result.problem is None else result.problem.code).inc()
 
     def _decide(self, s: Session, chall: Challenge, name: str, problem: problems.AcmeProblem | None) -> None:
-        authz = chall.authz
-        order = authz.order
+        order = chall.authz.order
         extra = {"order_id": order.id, "account_id": order.account_id}
         if problem is None:
-            chall.status = Status.VALID
-            chall.validated = utcnow()
-            authz.status = Status.VALID
-            if order.status == Status.PENDING and all(a.status == Status.VALID for a in order.authzs):
-                # leg 2 starts at the client's finalize: an order never finalized spends nothing upstream
-                order.status = Status.READY
-                order.updated = utcnow()
+            # a ready order waits for its client's finalize: leg 2 starts there, so an order
+            # never finalized spends nothing upstream
+            states.challenge_passed(chall)
             log.info("validated %s for order %s", name, order.id, extra=extra)
         else:
-            chall.status = Status.INVALID
-            chall.error = problem.to_json()
-            authz.status = Status.INVALID
-            order.fail(problem.to_json())
+            states.challenge_failed(chall, problem)
             log.info("validation of %s failed for order %s: %s", name, order.id, problem.detail, extra=extra)
 
     def give_up(self, challenge_id: str, reason: str) -> None:
@@ -95,8 +87,5 @@ class ValidationJob:
             if chall is None or chall.status != Status.PROCESSING:
                 return
             problem = problems.ServerInternal("validation could not be completed", identifier=chall.authz.identifier)
-            chall.status = Status.INVALID
-            chall.error = problem.to_json()
-            chall.authz.status = Status.INVALID
-            chall.authz.order.fail(problem.to_json())
+            states.challenge_failed(chall, problem)
         metrics.VALIDATIONS.labels(outcome=problem.code).inc()

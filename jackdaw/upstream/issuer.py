@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw import metrics
+from jackdaw import metrics, states
 from jackdaw.jobs import JobContext, JobKind
 from jackdaw.logs import log_context
-from jackdaw.models import Certificate, Order, utcnow
+from jackdaw.models import Certificate, Order
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.upstream.sequence import AwaitingCSR, Failed, Issued, Leg2
@@ -54,12 +54,10 @@ class OrderJob:
         leaf = x509.load_pem_x509_certificate(chain.encode())
         with self.sessions.begin() as s:
             order = s.get(Order, order_id, with_for_update=True)
-            if order is None or order.status != Status.PROCESSING:
+            if order is None or not states.issued(order):
                 return
             s.add(Certificate(order_id=order.id, serial=format(leaf.serial_number, "x"), chain_pem=chain,
                               not_after=leaf.not_valid_after_utc))
-            order.status = Status.VALID
-            order.updated = utcnow()
             took = (order.updated - order.created).total_seconds()
             self.leg2.finish(s, JobKind.ORDER, order_id)
         metrics.TIME_TO_CERTIFICATE.observe(max(0.0, took))
@@ -70,8 +68,8 @@ class OrderJob:
         """A processing order becomes invalid; a ready one keeps the error for its finalize."""
         with self.sessions.begin() as s:
             order = s.get(Order, order_id, with_for_update=True)
-            if order is not None and order.status == Status.PROCESSING:
-                order.fail(problem.to_json())
+            if order is not None:
+                states.upstream_failed(order, problem)
 
     def give_up(self, order_id: str, reason: str) -> None:
         problem = problems.ServerInternal("certificate issuance failed")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
-from jackdaw import create_app
+from jackdaw import create_app, states
 from jackdaw.budget import Budget, Reservation, settle_budget
 from jackdaw.jobs import JobContext, JobKind
 from jackdaw.models import Account, BudgetBucket, Order, UpstreamPause
@@ -230,7 +230,7 @@ def test_a_reservation_not_used_is_given_back(relay: Relay) -> None:
     rt = relay.runtime
     with rt.sessions.begin() as s:  # the client gave up: its order failed before going upstream
         order = s.get(Order, order_url.rsplit("/", 1)[-1])
-        order.fail({"type": "urn:ietf:params:acme:error:malformed", "detail": "gave up"})
+        states.fail_order(order, {"type": "urn:ietf:params:acme:error:malformed", "detail": "gave up"})
     assert settle_budget(rt.sessions, rt.budget) == 1
     with rt.sessions() as s:
         assert s.get(Order, order_url.rsplit("/", 1)[-1]).budget == Reservation.SETTLED
@@ -275,7 +275,8 @@ def test_two_instances_never_spend_one_token_twice(database_url: str, tmp_path: 
             app.extensions["jackdaw"].stop()
 
 
-def test_a_paused_account_is_detected_and_its_names_refused_locally(relay: Relay) -> None:
+def test_a_paused_account_is_detected_and_its_names_refused_locally(relay: Relay,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The CA's pause refusal, worded as Boulder's WFE sends it, fails the order, records the
     paused names with the unpause link, and the next order for them never goes upstream."""
     key = add_key(relay, "p", "*.ok.example.test")
@@ -295,6 +296,10 @@ def test_a_paused_account_is_detected_and_its_names_refused_locally(relay: Relay
                       f"also.{OK}": "https://portal.letsencrypt.org/sfe/v1/unpause?jwt=abc.def.ghi"}
     doc = order_problem(signer, f"also.{OK}")
     assert doc["type"].endswith("rateLimited") and "paused" in doc["detail"]
+    from jackdaw.ops import commands
+
+    assert commands.check(rt.settings) == 0  # the operator's check names it
+    assert f"paused issuance for also.{OK}" in capsys.readouterr().err
     with rt.sessions.begin() as s:
         assert Budget.unpause(s, [f"also.{OK}"]) == 1
     new_order(signer, f"also.{OK}")
