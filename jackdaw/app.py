@@ -23,6 +23,7 @@ from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount
 from jackdaw.upstream.dns01 import DNS01
 from jackdaw.upstream.issuer import OrderJob
+from jackdaw.upstream.renewal import RenewalInfoJob
 from jackdaw.upstream.revoker import RevokeJob
 from jackdaw.upstream.sequence import Leg2
 from jackdaw.va.http01 import HTTP01Validator
@@ -47,6 +48,10 @@ def configure_logging(level: str, log_format: str = "text", secrets: tuple[str, 
         handler.setFormatter(logs.make_formatter(log_format, secrets))
     root.setLevel(level)
     logging.getLogger("jackdaw").setLevel(level)
+
+
+#: seconds between fetches of the upstream directory (its profiles may change)
+UPSTREAM_META_REFRESH = 600.0
 
 
 def build_app(settings: Settings | None = None) -> Flask:
@@ -78,6 +83,9 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue.register(JobKind.VALIDATE, validation, validation.give_up)
     queue.register(JobKind.ORDER, issuance, issuance.give_up)
     queue.register(JobKind.REVOKE, revocation, revocation.give_up)
+    queue.register(JobKind.RENEWAL_INFO, RenewalInfoJob(sessions, upstream))
+    # the upstream directory (profiles, ARI, CAA identities) as request threads see it
+    queue.periodic.append((10.0, lambda: upstream.refresh_meta_if_due(UPSTREAM_META_REFRESH)))
     # removals are retried for as long as it takes: a value Jackdaw wrote is always removed
     queue.register(JobKind.DNS_ZONE, dns01.run_zone, dns01.give_up, max_attempts=30)
     queue.periodic.append((60.0, lambda: sweep_nonces(engine)))

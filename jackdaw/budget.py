@@ -123,7 +123,9 @@ class Budget:
         if not self.enabled:
             return
         self._refuse_paused(s, order.identifiers)
-        wants = [*self.certificate_wants(order.identifiers), *self._failure_checks(order.identifiers)]
+        # an ARI renewal (replaces) is exempt from the CA's limits (RFC 9773 §5); a key's own quota still counts
+        wants = [] if order.replaces else [*self.certificate_wants(order.identifiers),
+                                           *self._failure_checks(order.identifiers)]
         quota = client_limit(binding) if binding is not None else None
         if quota is not None and binding is not None:
             wants.append(Want(quota, binding.kid, 1, 0, f"EAB key {binding.name}"))
@@ -136,7 +138,8 @@ class Budget:
             return
         if order.budget == Reservation.RELEASED:
             self._refuse_paused(s, order.identifiers)
-            self._take(s, [*self.certificate_wants(order.identifiers), *self._failure_checks(order.identifiers)])
+            if not order.replaces:
+                self._take(s, [*self.certificate_wants(order.identifiers), *self._failure_checks(order.identifiers)])
         order.budget = Reservation.SPENT
 
     def _take(self, s: Session, wants: list[Want]) -> None:
@@ -228,10 +231,11 @@ class Budget:
         for order in s.scalars(q):
             final = order.status in (Status.VALID, Status.INVALID)
             if order.budget == Reservation.HELD:
-                ledger.give_back(s, self.certificate_wants(order.identifiers))
+                if not order.replaces:
+                    ledger.give_back(s, self.certificate_wants(order.identifiers))
                 order.budget = Reservation.SETTLED if final else Reservation.RELEASED
             elif order.budget == Reservation.SPENT:
-                if order.status == Status.INVALID:
+                if order.status == Status.INVALID and not order.replaces:
                     leg2 = s.scalars(select(UpstreamOrder).where(UpstreamOrder.owner_kind == JobKind.ORDER,
                                                                  UpstreamOrder.owner_id == order.id)).first()
                     reached = leg2 is not None and leg2.url is not None

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--requester-in-dns", action="store_true",
                      help="the requester's address must be among the name's A/AAAA addresses")
     add.add_argument("--orders-per-hour", type=_positive_int, metavar="N", help="at most N new orders an hour")
+    add.add_argument("--profile", action="append", default=[], metavar="NAME",
+                     help="a certificate profile its accounts may ask for (default: any); repeat for more")
     _json_flag(add)
     _json_flag(eab_sub.add_parser("list", help="the keys, their policy and how many accounts each binds"))
     revoke = eab_sub.add_parser("revoke", help="revoke a key and every account bound with it")
@@ -104,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "them at the CA's link)")
     unpause.add_argument("names", nargs="+", metavar="NAME")
     _json_flag(budget)
+
+    persist = sub.add_parser("dns-persist", help="dns-persist-01: the record that proves a name with no DNS write")
+    persist_sub = persist.add_subparsers(dest="action", required=True)
+    for action, text in (("show", "print the _validation-persist record to publish once for NAME"),
+                         ("check", "whether every authoritative name server serves that record")):
+        p = persist_sub.add_parser(action, help=text)
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("--wildcard", action="store_true", help="the record also authorizes *.NAME (policy=wildcard)")
 
     relay_cert = sub.add_parser("relay-cert", help="the relay's own TLS certificate for RELAY_DOMAIN")
     relay_sub = relay_cert.add_subparsers(dest="action", required=True)
@@ -170,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.action == "add":
                 return commands.eab_add(args.name, args.allow, wildcards=args.wildcards, sources=args.source,
                                         requester_in_dns=args.requester_in_dns,
-                                        orders_per_hour=args.orders_per_hour, as_json=args.json)
+                                        orders_per_hour=args.orders_per_hour, profiles=args.profile,
+                                        as_json=args.json)
             if args.action == "list":
                 return commands.eab_list(as_json=args.json)
             return commands.eab_revoke(args.name)
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.action == "unpause":
                 return commands.budget_unpause(args.names)
             return commands.budget(settings, as_json=args.json)
+        if args.command == "dns-persist":
+            return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
         if args.command == "relay-cert":
             from jackdaw.relaycert import commands as relay_cert
 

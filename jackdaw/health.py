@@ -20,9 +20,9 @@ from typing import Any
 import requests
 from sqlalchemy import Engine, text
 
-from jackdaw import __version__, migrate
+from jackdaw import migrate
 from jackdaw.settings import Settings
-from jackdaw.upstream.account import UpstreamAccount
+from jackdaw.upstream.account import UpstreamAccount, fetch_directory
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,13 @@ class Readiness:
     def _probe_directory(self) -> Check:
         directory = self.settings.le_directory
         try:
-            resp = requests.get(directory, timeout=UPSTREAM_TIMEOUT, allow_redirects=False,
-                                verify=self.settings.upstream_ca_bundle or True,
-                                headers={"User-Agent": f"jackdaw/{__version__}"})
-            doc = resp.json() if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError) as exc:
+            doc = fetch_directory(self.settings, timeout=UPSTREAM_TIMEOUT)
+        except requests.RequestException as exc:
             return Check(False, f"no account yet and directory {directory} unreachable: {_short(exc)}")
-        if not isinstance(doc, dict) or "newAccount" not in doc:
-            return Check(False, f"no account yet and {directory} is not an ACME directory (HTTP {resp.status_code})")
+        except ValueError as exc:
+            return Check(False, f"no account yet and {exc}")
+        meta: dict[str, Any] = doc["meta"] if isinstance(doc.get("meta"), dict) else {}
+        if meta.get("externalAccountRequired") and not self.settings.le_eab_kid:
+            return Check(False, f"LE_EAB_KID: the upstream CA {directory} requires an external account binding; "
+                                "set LE_EAB_KID and LE_EAB_HMAC_KEY")
         return Check(True, f"no account yet (registered on first use); directory {directory} answers")

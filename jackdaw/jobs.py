@@ -47,6 +47,7 @@ class JobKind(StrEnum):
     REVOKE = "revoke"  # forward one revocation upstream (subject: certificate id)
     RELAY_CERT = "relay_cert"  # the relay's own certificate (subject: jackdaw.relaycert.job_subject)
     DNS_ZONE = "dns_zone"  # write, check and remove the TXT values of one zone (subject: zone)
+    RENEWAL_INFO = "renewal_info"  # fetch the upstream's ARI window of one certificate (subject: certificate id)
 
 
 MAX_ATTEMPTS = 8

@@ -28,7 +28,7 @@ LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "***"
 #: setting names whose values are credentials
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSPHRASE|PASSWD|TOKEN|PRIVATE|API_?KEY|ACCESS_KEY$|_AUTH$")
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSPHRASE|HMAC|PASSWD|TOKEN|PRIVATE|API_?KEY|ACCESS_KEY$|_AUTH$")
 #: shorter values are not redacted (they would blank out unrelated words and numbers)
 MIN_SECRET_LENGTH = 6
 CONTEXT_FIELDS = ("order_id", "account_id")

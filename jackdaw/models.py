@@ -68,6 +68,8 @@ class EabKey(Base):
     #: the requester must be among the name's A/AAAA addresses (checked at validation)
     requester_in_dns: Mapped[bool] = mapped_column(Boolean, default=False)
     orders_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: certificate profiles its accounts may ask for; [] = any the relay offers
+    profiles: Mapped[list[str]] = mapped_column(JSON, default=list)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -106,6 +108,10 @@ class Order(Base):
     requester: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: "reserved" while the order holds upstream budget (jackdaw.ra.budget), "settled" after
     budget: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    #: the certificate profile asked for (the upstream CA's meta.profiles), sent upstream
+    profile: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the ARI certificate id (RFC 9773) of the certificate this order replaces
+    replaces: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     account: Mapped[Account] = relationship()
     authzs: Mapped[list[Authz]] = relationship(back_populates="order", order_by="Authz.position")
@@ -156,6 +162,16 @@ class Certificate(Base):
     revocation_reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: set once the upstream CA accepted the revocation (a job forwards it)
     upstream_revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: RFC 9773 §4.1 certificate id (AKI keyIdentifier . serial, base64url): the client's
+    #: certificate is the upstream CA's, so it is the upstream's id too
+    ari_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    #: the order that replaces this certificate (ARI `replaces`)
+    replaced_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: the upstream CA's suggested renewal window, as last fetched, and when to fetch again
+    ari_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ari_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ari_explanation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ari_refresh: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     order: Mapped[Order] = relationship(back_populates="certificate")
 

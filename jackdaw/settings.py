@@ -48,6 +48,34 @@ def _proxies(env: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | 
     return _networks({key: raw}, key)
 
 
+UPSTREAM_CHALLENGES = ("dns-01", "dns-persist-01", "auto")
+
+
+def _upstream_challenge(env: Mapping[str, str], dns_provider: str) -> str:
+    value = env.get("UPSTREAM_CHALLENGE", "").strip().lower() or "dns-01"
+    if value not in UPSTREAM_CHALLENGES:
+        raise ConfigError(f"UPSTREAM_CHALLENGE: expected one of {', '.join(UPSTREAM_CHALLENGES)}, got {value!r}")
+    if dns_provider == "none" and value != "dns-persist-01":
+        raise ConfigError("DNS_PROVIDER: 'none' writes no DNS records, so it needs UPSTREAM_CHALLENGE=dns-persist-01 "
+                          "(a _validation-persist record published once: jackdaw dns-persist show NAME)")
+    return value
+
+
+def _max_names(env: Mapping[str, str], key: str) -> tuple[tuple[str, int], ...]:
+    raw = env.get(key)
+    if raw is None:
+        return (("tlsserver", 25),)  # Let's Encrypt's tlsserver profile (2026-08)
+    pairs = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        name, sep, number = item.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) < 1:
+            raise ConfigError(f"{key}: expected profile=N, got {item.strip()!r}")
+        pairs.append((name.strip(), int(number)))
+    return tuple(pairs)
+
+
 def _command(env: Mapping[str, str], key: str) -> tuple[str, ...]:
     """A command line split like a shell would (no shell runs it); () when unset."""
     try:
@@ -196,6 +224,17 @@ class Settings:
     budget_failed_authz: Limit | None = LE_FAILED_AUTHZ
     #: tokens of the account-wide and per-domain limits client orders leave for RELAY_DOMAIN
     budget_relay_reserve: int = 3
+    #: the upstream profile for orders that name none (UPSTREAM_PROFILE); None = the CA's default
+    upstream_profile: str | None = None
+    #: profiles clients may ask for (PROFILES_ALLOWED); () = any the upstream CA offers
+    profiles_allowed: tuple[str, ...] = ()
+    #: the most names an order of a profile may hold (PROFILE_MAX_NAMES, "name=N,...")
+    profile_max_names: tuple[tuple[str, int], ...] = (("tlsserver", 25),)
+    #: the upstream account's external account binding, for CAs that require one
+    le_eab_kid: str | None = None
+    le_eab_hmac_key: str | None = field(default=None, repr=False)
+    #: how leg 2 proves names upstream: dns-01, dns-persist-01 (a record published once), or auto
+    upstream_challenge: str = "dns-01"
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -222,12 +261,17 @@ class Settings:
         if ca_bundle and not Path(ca_bundle).is_file():
             raise ConfigError(f"UPSTREAM_CA_BUNDLE: no such file {ca_bundle!r}")
         le_directory = env.get("LE_DIRECTORY", "").strip() or LE_PRODUCTION
+        dns_provider = envparse.required(env, "DNS_PROVIDER").lower()
+        eab_kid, eab_hmac = env.get("LE_EAB_KID", "").strip() or None, env.get("LE_EAB_HMAC_KEY", "").strip() or None
+        if (eab_kid is None) != (eab_hmac is None):
+            raise ConfigError(f"{'LE_EAB_HMAC_KEY' if eab_kid else 'LE_EAB_KID'}: set LE_EAB_KID and LE_EAB_HMAC_KEY "
+                              "together (the upstream CA's external account binding)")
         if not le_directory.startswith(("https://", "http://")):
             raise ConfigError(f"LE_DIRECTORY: expected an https:// URL, got {le_directory!r}")
         return cls(
             relay_domain=envparse.required(env, "RELAY_DOMAIN").lower().rstrip("."),
             acme_email=envparse.required(env, "ACME_EMAIL"),
-            dns_provider=envparse.required(env, "DNS_PROVIDER").lower(),
+            dns_provider=dns_provider,
             le_directory=le_directory,
             dns_propagation_wait=envparse.number(env, "DNS_PROPAGATION_WAIT", 0.0, minimum=0),
             allowed_domains=_domains(env.get("ALLOWED_DOMAINS", "")),
@@ -270,5 +314,11 @@ class Settings:
             budget_failed_authz=parse_limit("failed-authz", env.get("BUDGET_FAILED_AUTHZ", "") or "5/1h",
                                             "BUDGET_FAILED_AUTHZ"),
             budget_relay_reserve=envparse.integer(env, "BUDGET_RELAY_RESERVE", 3, minimum=0),
+            upstream_profile=env.get("UPSTREAM_PROFILE", "").strip() or None,
+            profiles_allowed=tuple(p.strip() for p in env.get("PROFILES_ALLOWED", "").split(",") if p.strip()),
+            profile_max_names=_max_names(env, "PROFILE_MAX_NAMES"),
+            le_eab_kid=eab_kid,
+            le_eab_hmac_key=eab_hmac,
+            upstream_challenge=_upstream_challenge(env, dns_provider),
             env=dict(env),
         )

@@ -123,11 +123,13 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 def acme_account(directory_url: str, verify: bool | str = True, *, eab: tuple[str, str] | None = None,
-                 headers: dict[str, str] | None = None) -> acme_client.ClientV2:
+                 headers: dict[str, str] | None = None,
+                 network: type[acme_client.ClientNetwork] = acme_client.ClientNetwork) -> acme_client.ClientV2:
     """A registered account through certbot's `acme` library, the client Jackdaw itself uses upstream.
-    ``eab``: (key id, HMAC key) to bind it with; ``headers``: sent with every request."""
+    ``eab``: (key id, HMAC key) to bind it with; ``headers``: sent with every request; ``network``:
+    e.g. Jackdaw's own PatientNetwork, which keeps a 409 problem document (alreadyReplaced)."""
     key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    net = acme_client.ClientNetwork(key, alg=jose.ES256, verify_ssl=verify, user_agent="jackdaw-tests")
+    net = network(key, alg=jose.ES256, verify_ssl=verify, user_agent="jackdaw-tests")
     net.session.headers.update(headers or {})
     client = acme_client.ClientV2(acme_client.ClientV2.get_directory(directory_url, net), net)
     binding = None

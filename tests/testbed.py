@@ -36,6 +36,8 @@ import trustme
 
 NAMED = "/usr/sbin/named"
 PEBBLE = "/usr/bin/pebble"
+#: a current Pebble build (profiles, ARI, dns-persist-01, EAB), where the shared tools have one
+CURRENT_PEBBLE = str(Path(__file__).resolve().parent.parent.parent / "shared" / "tools" / "pebble" / "pebble")
 START_TIMEOUT = 15.0
 
 
@@ -377,8 +379,14 @@ class Pebble(_Process):
         authz_reuse: int | None = None,
         va_sleep: bool = False,
         binary: str = PEBBLE,
+        profiles: dict[str, dict[str, object]] | None = None,
+        eab_keys: dict[str, str] | None = None,
     ) -> None:
         super().__init__(workdir)
+        #: certificate profiles (a current Pebble only), e.g. {"shortlived": {"validityPeriod": 518400}}
+        self.profiles = profiles
+        #: key id -> base64url HMAC key: the CA requires external account binding (a current Pebble)
+        self.eab_keys = eab_keys
         #: Pebble's VA sleeps 0-5 s before each validation, as a real CA takes its time
         self.va_sleep = va_sleep
         self.binary = binary
@@ -418,7 +426,9 @@ class Pebble(_Process):
                 "httpPort": self.http_port,
                 "tlsPort": self.tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": False,
+                "externalAccountBindingRequired": self.eab_keys is not None,
+                **({"externalAccountMACKeys": self.eab_keys} if self.eab_keys is not None else {}),
+                **({"profiles": self.profiles} if self.profiles is not None else {}),
             }
         }
 
@@ -453,3 +463,9 @@ class Pebble(_Process):
 
     def intermediates_pem(self) -> str:
         return self._management_get("/intermediates/0")
+
+    def set_renewal_info(self, cert_pem: str, response: dict[str, object]) -> None:
+        """What a current Pebble answers for this certificate's renewalInfo from now on."""
+        resp = requests.post(f"{self.management_url}/set-renewal-info/", verify=str(self.ca_pem), timeout=5,
+                             json={"Certificate": cert_pem, "ARIResponse": json.dumps(response)})
+        resp.raise_for_status()

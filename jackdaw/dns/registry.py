@@ -21,6 +21,7 @@ PROVIDERS: dict[str, str] = {
     "route53": "jackdaw.dns.providers.route53:Route53Provider",
     "namecheap": "jackdaw.dns.providers.namecheap:NamecheapProvider",
     "acme-dns": "jackdaw.dns.providers.acme_dns:AcmeDNSProvider",
+    "none": "jackdaw.dns.providers.none:NoProvider",
 }
 
 

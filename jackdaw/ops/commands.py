@@ -138,13 +138,15 @@ def order_cancel(order_id: str) -> int:
 
 @_guard
 def eab_add(name: str, allow: list[str], *, wildcards: bool = False, sources: list[str] | None = None,
-            requester_in_dns: bool = False, orders_per_hour: int | None = None, as_json: bool = False) -> int:
+            requester_in_dns: bool = False, orders_per_hour: int | None = None, profiles: list[str] | None = None,
+            as_json: bool = False) -> int:
     from jackdaw.ra import bindings
 
     with database(read_only=False) as (_, sessions), sessions.begin() as s:
         try:
             made = bindings.add_key(s, name, allow, wildcards=wildcards, sources=sources,
-                                    requester_in_dns=requester_in_dns, orders_per_hour=orders_per_hour)
+                                    requester_in_dns=requester_in_dns, orders_per_hour=orders_per_hour,
+                                    profiles=profiles)
         except bindings.BindingError as exc:
             raise Failed(str(exc)) from None
         view = queries.eab_view(made.key, 0)
@@ -192,6 +194,28 @@ def budget_unpause(names: list[str]) -> int:
         removed = Budget.unpause(s, [n.strip().lower() for n in names])
     _emit(f"{removed} name(s) unpaused" + ("" if removed else " (none was paused)"))
     return 0 if removed else 1
+
+
+@_guard
+def dns_persist(settings: Settings, action: str, name: str, wildcard: bool = False) -> int:
+    import requests
+
+    from jackdaw.ops import persist
+
+    with database(settings.database_url, read_only=False) as (_, sessions):
+        try:
+            record = persist.record_for(settings, sessions, name, wildcard)
+        except (persist.PersistError, requests.RequestException) as exc:
+            raise Failed(str(exc)) from None
+    if action == "show":
+        _emit(f"publish once, in the zone that holds {record.name}:\n  {record.zone_line()}")
+        return 0
+    served = persist.check(settings, record, name)
+    for server, ok in sorted(served.items()):
+        _emit(f"  {server}: " + {True: "serves it", False: "does NOT serve it", None: "no answer"}[ok])
+    good = bool(served) and all(served.values())
+    _emit(f"{'OK' if good else 'MISSING'}: {record.name} TXT \"{record.value}\"")
+    return 0 if good else 1
 
 
 def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:

@@ -262,6 +262,7 @@ class EabKeyView:
     sources: list[str]
     requester_in_dns: bool
     orders_per_hour: int | None
+    profiles: list[str]
     created: datetime
     revoked: datetime | None
     accounts: int
@@ -269,7 +270,8 @@ class EabKeyView:
 
 def eab_view(key: EabKey, accounts: int) -> EabKeyView:
     return EabKeyView(key.name, key.kid, list(key.allow), key.wildcards, list(key.sources or []),
-                      key.requester_in_dns, key.orders_per_hour, key.created, key.revoked, accounts)
+                      key.requester_in_dns, key.orders_per_hour, list(key.profiles or []), key.created, key.revoked,
+                      accounts)
 
 
 def list_eab_keys(sessions: sessionmaker[Session]) -> list[EabKeyView]:

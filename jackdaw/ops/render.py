@@ -253,6 +253,8 @@ def _policy(k: EabKeyView) -> str:
         parts.append("requester in DNS")
     if k.orders_per_hour:
         parts.append(f"{k.orders_per_hour} orders/h")
+    if k.profiles:
+        parts.append("profiles " + ", ".join(k.profiles))
     return "; ".join(parts)
 
 

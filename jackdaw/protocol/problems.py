@@ -89,6 +89,8 @@ Compound = _problem("compound", 403)
 AlreadyRevoked = _problem("alreadyRevoked", 400)
 BadRevocationReason = _problem("badRevocationReason", 400)
 ExternalAccountRequired = _problem("externalAccountRequired", 400)
+InvalidProfile = _problem("invalidProfile", 400)  # draft-ietf-acme-profiles
+AlreadyReplaced = _problem("alreadyReplaced", 409)  # RFC 9773 §7.4
 NotFound = _problem("malformed", 404)  # RFC 8555 has no notFound type; Boulder uses malformed + 404
 MethodNotAllowed = _problem("malformed", 405)
 Conflict = _problem("malformed", 409)
@@ -100,6 +102,6 @@ PROBLEM_TYPES: dict[str, type[AcmeProblem]] = {
         AccountDoesNotExist, Unauthorized, OrderNotReady, RejectedIdentifier,
         UnsupportedIdentifier, UnsupportedContact, InvalidContact, UserActionRequired,
         RateLimited, Connection, DNS, IncorrectResponse, Caa, Compound, AlreadyRevoked,
-        BadRevocationReason, ExternalAccountRequired,
+        BadRevocationReason, ExternalAccountRequired, InvalidProfile, AlreadyReplaced,
     )
 }

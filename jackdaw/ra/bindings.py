@@ -39,7 +39,8 @@ class NewKey:
 
 
 def add_key(s: Session, name: str, allow: list[str], *, wildcards: bool = False, sources: list[str] | None = None,
-            requester_in_dns: bool = False, orders_per_hour: int | None = None) -> NewKey:
+            requester_in_dns: bool = False, orders_per_hour: int | None = None,
+            profiles: list[str] | None = None) -> NewKey:
     name = name.strip()
     if not name or len(name) > 64 or any(c.isspace() for c in name):
         raise BindingError(f"{name!r}: a key name is 1-64 characters without spaces")
@@ -64,7 +65,8 @@ def add_key(s: Session, name: str, allow: list[str], *, wildcards: bool = False,
     hmac_key, kid = _token(lambda: jose.b64.b64encode(secrets.token_bytes(32)).decode()), _token(
         lambda: secrets.token_urlsafe(18))
     key = EabKey(kid=kid, name=name, hmac_key=hmac_key, allow=patterns, wildcards=wildcards,
-                 sources=networks, requester_in_dns=requester_in_dns, orders_per_hour=orders_per_hour)
+                 sources=networks, requester_in_dns=requester_in_dns, orders_per_hour=orders_per_hour,
+                 profiles=sorted({p.strip() for p in profiles or [] if p.strip()}))
     s.add(key)
     s.flush()
     return NewKey(key.kid, hmac_key, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,27 +18,35 @@ from jackdaw.models import Account, Authz, Challenge, EabKey, Order, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import CHALLENGE_HTTP01, Status
 from jackdaw.ra import csr as csr_checks
-from jackdaw.ra.policy import check_identifiers, check_source
+from jackdaw.ra import renewal
+from jackdaw.ra.policy import check_identifiers, check_profile, check_source
+from jackdaw.settings import Settings
 
 ORDER_LIFETIME = timedelta(days=7)
 AUTHZ_LIFETIME = timedelta(days=7)
 
 
-def new_order(session: Session, account: Account, payload: dict[str, Any], allowed_domains: tuple[str, ...],
-              wildcard_domains: tuple[str, ...] = (), *, binding: EabKey | None = None, requester: str | None = None,
-              budget: Budget | None = None, eab_required: bool = False) -> Order:
-    """Policy first (the relay's fence, the account's binding), then the upstream budget:
-    nothing is stored, and nothing goes upstream, for an order either refuses."""
+def new_order(session: Session, account: Account, payload: dict[str, Any], settings: Settings, *,
+              binding: EabKey | None = None, requester: str | None = None, budget: Budget | None = None,
+              offered_profiles: Mapping[str, str] | None = None) -> Order:
+    """Policy first (the relay's fence, the account's binding, the profile, an ARI
+    replacement), then the upstream budget: nothing is stored, and nothing goes upstream, for an
+    order either refuses. ``offered_profiles``: the upstream CA's, None while unknown."""
     if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
         raise problems.Malformed("notBefore and notAfter are not supported")
-    if eab_required and binding is None:
+    if settings.eab_required and binding is None:
         raise problems.Unauthorized("this account has no external account binding, which this relay now requires; "
                                     "register a new account with an EAB key")
     check_source(binding, requester)
-    names = check_identifiers(payload.get("identifiers"), allowed_domains, wildcard_domains, binding)
+    names = check_identifiers(payload.get("identifiers"), settings.allowed_domains, settings.wildcard_domains,
+                              binding)
+    profile = check_profile(payload.get("profile"), names, offered_profiles, default=settings.upstream_profile,
+                            allowed=settings.profiles_allowed, binding=binding,
+                            max_names=dict(settings.profile_max_names))
+    replaced = renewal.check_replaces(session, account, names, payload["replaces"]) if "replaces" in payload else None
     now = utcnow()
     order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names,
-                  requester=requester)
+                  requester=requester, profile=profile, replaces=replaced.ari_id if replaced else None)
     session.add(order)
     for position, name in enumerate(names):
         wildcard = name.startswith("*.")
@@ -47,6 +56,8 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], allow
         session.add(Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32),
                               status=Status.PENDING, validation_records=[]))
     session.flush()
+    if replaced is not None:
+        replaced.replaced_by = order.id
     if budget is not None:
         budget.admit(session, order, binding)
     return order

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jackdaw.models import EabKey
@@ -145,6 +145,34 @@ def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains
             "; ".join(e.detail for e in errors), subproblems=errors
         )
     return names
+
+
+def check_profile(requested: Any, names: Sequence[str], offered: Mapping[str, str] | None, *,
+                  default: str | None = None, allowed: Sequence[str] = (), binding: EabKey | None = None,
+                  max_names: Mapping[str, int] | None = None) -> str | None:
+    """The certificate profile of a newOrder (draft-ietf-acme-profiles): the client's, else the
+    operator's default; it must be one the upstream CA offers (``offered``: its meta.profiles,
+    None while not yet known, in which case the CA itself judges it), the relay allows and the
+    account's key allows, and the order must fit its limits."""
+    if requested is not None and (not isinstance(requested, str) or not requested):
+        raise problems.Malformed("'profile' must be a non-empty string")
+    profile = requested or default
+    if profile is None:
+        return None
+    if offered is not None and profile not in offered:
+        raise problems.InvalidProfile(f"profile {profile!r} is not offered by the upstream CA (offered: "
+                                      f"{', '.join(sorted(offered)) or 'none'})")
+    if allowed and profile not in allowed:
+        raise problems.InvalidProfile(f"profile {profile!r} is not allowed here (PROFILES_ALLOWED: "
+                                      f"{', '.join(allowed)})")
+    if binding is not None and binding.profiles and profile not in binding.profiles:
+        raise problems.InvalidProfile(
+            f"EAB key {binding.name} may ask only for profile(s) {', '.join(binding.profiles)}")
+    limit = (max_names or {}).get(profile)
+    if limit is not None and len(names) > limit:
+        raise problems.RejectedIdentifier(f"profile {profile} allows at most {limit} names per order; this one has "
+                                          f"{len(names)}")
+    return profile
 
 
 def check_source(binding: EabKey | None, address: str | None) -> None:

@@ -22,12 +22,15 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import josepy as jose
+import requests
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
@@ -51,7 +54,21 @@ LEGACY_ACCOUNTS_FILE = "upstream-account.json"
 
 
 class PatientNetwork(acme_client.ClientNetwork):
-    """acme retries a badNonce once; CAs may reject a few percent of nonces, so retry more."""
+    """acme retries a badNonce once; CAs may reject a few percent of nonces, so retry more.
+    And acme turns every 409 into an account ConflictError: a 409 problem document (RFC 9773's
+    alreadyReplaced) stays the CA's problem here."""
+
+    @classmethod
+    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
+        if response.status_code == 409 and not response.headers.get("Location"):
+            try:
+                doc = response.json()
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict) and "type" in doc:
+                raise messages.Error.from_json(doc)
+        checked: requests.Response = super()._check_response(response, content_type=content_type)
+        return checked
 
     def post(self, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(BAD_NONCE_RETRIES):
@@ -118,6 +135,30 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class UpstreamMeta:
+    """What the upstream CA's directory offers."""
+
+    #: certificate profiles (RFC draft-ietf-acme-profiles): name -> description
+    profiles: dict[str, str]
+    #: the CA's CAA issuer domain names (dns-persist-01 records name one of them)
+    caa_identities: tuple[str, ...]
+    #: the ARI renewalInfo base URL (RFC 9773), if the CA has ARI
+    renewal_info: str | None
+    eab_required: bool
+
+
+def fetch_directory(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
+    """The upstream directory document (a plain GET, over the configured trust)."""
+    resp = requests.get(settings.le_directory, timeout=timeout, allow_redirects=False,
+                        verify=settings.upstream_ca_bundle or True, headers={"User-Agent": f"jackdaw/{__version__}"})
+    resp.raise_for_status()
+    doc = resp.json()
+    if not isinstance(doc, dict) or "newAccount" not in doc:
+        raise ValueError(f"{settings.le_directory} is not an ACME directory (HTTP {resp.status_code})")
+    return doc
+
+
 class UpstreamAccount:
     """Hands out a ready ClientV2 for the upstream CA; the client is built once per process."""
 
@@ -126,6 +167,8 @@ class UpstreamAccount:
         self.sessions = sessions
         self._lock = threading.Lock()
         self._client: acme_client.ClientV2 | None = None
+        self._meta: UpstreamMeta | None = None
+        self._meta_at = 0.0
 
     @property
     def directory_url(self) -> str:
@@ -191,8 +234,17 @@ class UpstreamAccount:
         return client
 
     def _register(self, client: acme_client.ClientV2) -> str:
-        registration = messages.NewRegistration.from_data(email=self.settings.acme_email,
-                                                          terms_of_service_agreed=True)
+        settings = self.settings
+        binding = None
+        if settings.le_eab_kid and settings.le_eab_hmac_key:
+            assert client.net.key is not None
+            binding = messages.ExternalAccountBinding.from_data(client.net.key.public_key(), settings.le_eab_kid,
+                                                                settings.le_eab_hmac_key, client.directory)
+        elif client.directory.meta.external_account_required:
+            raise ConfigError(f"LE_EAB_KID: the upstream CA ({self.directory_url}) requires an external account "
+                              "binding: set LE_EAB_KID and LE_EAB_HMAC_KEY to the key id and HMAC key it gave you")
+        registration = messages.NewRegistration.from_data(email=settings.acme_email, terms_of_service_agreed=True,
+                                                          external_account_binding=binding)
         try:
             url = str(client.new_account(registration).uri)
         except acme_errors.ConflictError as conflict:  # key already registered there
@@ -202,6 +254,37 @@ class UpstreamAccount:
                       .values(account_url=url))
         log.info("registered upstream account %s at %s", url, self.directory_url)
         return url
+
+    # -- what the upstream directory offers (profiles, ARI, CAA identities), for requests ----
+
+    def meta(self) -> UpstreamMeta | None:
+        """The upstream directory as last fetched by ``refresh_meta`` (a periodic task): request
+        threads read this and never fetch."""
+        return self._meta
+
+    def refresh_meta_if_due(self, every: float = 600.0) -> None:
+        """A periodic task: fetch the directory when never fetched (or failed), else every ``every`` s."""
+        if self._meta is None or time.monotonic() - self._meta_at >= every:
+            self.refresh_meta()
+
+    def refresh_meta(self) -> UpstreamMeta | None:
+        self._meta_at = time.monotonic()
+        try:
+            doc = fetch_directory(self.settings)
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("upstream directory %s: %s", self.directory_url, exc)
+            return self._meta
+        meta: dict[str, Any] = doc["meta"] if isinstance(doc.get("meta"), dict) else {}
+        profiles: dict[str, Any] = meta["profiles"] if isinstance(meta.get("profiles"), dict) else {}
+        self._meta = UpstreamMeta(
+            profiles={str(k): str(v) for k, v in profiles.items()},
+            caa_identities=tuple(str(c) for c in meta.get("caaIdentities") or () if isinstance(c, str)),
+            renewal_info=str(doc["renewalInfo"]) if isinstance(doc.get("renewalInfo"), str) else None,
+            eab_required=bool(meta.get("externalAccountRequired")))
+        if self._meta.eab_required and not self.settings.le_eab_kid:
+            log.error("the upstream CA %s requires an external account binding: set LE_EAB_KID and LE_EAB_HMAC_KEY",
+                      self.directory_url)
+        return self._meta
 
     @contextmanager
     def _registration_lock(self) -> Iterator[None]:

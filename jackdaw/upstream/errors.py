@@ -61,8 +61,14 @@ def count_upstream_error(exc: BaseException) -> None:
     metrics.UPSTREAM_ERRORS.labels(type=kind).inc()
 
 
+def error_code(error: messages.Error) -> str:
+    """The problem type's code, also for types the acme library does not list (invalidProfile,
+    alreadyReplaced)."""
+    return error.code or str(error.typ or "").removeprefix(problems.ACME_ERROR_PREFIX) or "serverInternal"
+
+
 def problem_from_upstream(error: messages.Error, context: str) -> problems.AcmeProblem:
-    code = error.code or "serverInternal"
+    code = error_code(error)
     cls = problems.PROBLEM_TYPES.get(code, problems.ServerInternal)
     detail = f"upstream CA {context}: {error.detail or error.description or code}"
     return cls(detail)

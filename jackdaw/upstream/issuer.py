@@ -15,20 +15,33 @@ from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics, states
-from jackdaw.jobs import JobContext, JobKind
+from jackdaw.jobs import JobContext, JobKind, JobQueue
 from jackdaw.logs import log_context
 from jackdaw.models import Certificate, Order
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
+from jackdaw.upstream import renewal as upstream_renewal
 from jackdaw.upstream.sequence import AwaitingCSR, Failed, Issued, Leg2
 
 log = logging.getLogger(__name__)
+
+
+def renewal_id(leaf: x509.Certificate) -> str | None:
+    """The certificate's ARI id (RFC 9773 §4.1), None if it has no authority key identifier."""
+    try:
+        return upstream_renewal.cert_id(leaf)
+    except x509.ExtensionNotFound:
+        return None
 
 
 @dataclass
 class OrderJob:
     sessions: sessionmaker[Session]
     leg2: Leg2
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.leg2.dns01.queue
 
     def __call__(self, ctx: JobContext) -> None:
         with log_context(order_id=ctx.subject_id):
@@ -39,10 +52,10 @@ class OrderJob:
             order = s.get(Order, ctx.subject_id)
             if order is None or order.status not in (Status.READY, Status.PROCESSING):
                 return
-            names, csr_der = list(order.identifiers), order.csr
+            names, csr_der, profile, replaces = list(order.identifiers), order.csr, order.profile, order.replaces
             progress = self.leg2.load(s, ctx.kind, ctx.subject_id)
         outcome = self.leg2.advance(ctx, names, lambda: x509.load_der_x509_csr(csr_der) if csr_der else None,
-                                    row=progress)
+                                    row=progress, profile=profile, replaces=replaces)
         if isinstance(outcome, Issued):
             self._store_certificate(ctx.subject_id, outcome.chain)
         elif isinstance(outcome, Failed):
@@ -56,9 +69,13 @@ class OrderJob:
             order = s.get(Order, order_id, with_for_update=True)
             if order is None or not states.issued(order):
                 return
-            s.add(Certificate(order_id=order.id, serial=format(leaf.serial_number, "x"), chain_pem=chain,
-                              not_after=leaf.not_valid_after_utc))
+            cert = Certificate(order_id=order.id, serial=format(leaf.serial_number, "x"), chain_pem=chain,
+                               not_after=leaf.not_valid_after_utc, ari_id=renewal_id(leaf))
+            s.add(cert)
+            s.flush()
             took = (order.updated - order.created).total_seconds()
+            if cert.ari_id is not None:  # the upstream's renewal window, fetched ahead of the client asking
+                self.queue.enqueue(s, JobKind.RENEWAL_INFO, cert.id)
             self.leg2.finish(s, JobKind.ORDER, order_id)
         metrics.TIME_TO_CERTIFICATE.observe(max(0.0, took))
         log.info("order %s: certificate issued, serial %x", order_id, leaf.serial_number,

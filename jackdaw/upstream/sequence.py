@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+import josepy as jose
 import requests
 from acme import challenges, messages
 from acme import client as acme_client
@@ -34,6 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw.budget import Budget
 from jackdaw.db import rowcount
+from jackdaw.dns import persist
+from jackdaw.dns.resolver import DNSLookupError, make_resolver
 from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, Wait, backoff
 from jackdaw.models import UpstreamOrder, utcnow
 from jackdaw.protocol import problems
@@ -167,7 +170,7 @@ class Leg2:
         client = self.upstream.client()
         if row.stage == Stage.NEW:
             ctx.guard()
-            url = new_order(client, row.names, row.profile)
+            url = new_order(client, row.names, row.profile, row.replaces)
             log.info("%s %s: upstream order %s", row.owner_kind, row.owner_id, url, extra=_extra(row))
             self._save(row, stage=Stage.AUTHORIZE, url=url)
             return None
@@ -213,6 +216,10 @@ class Leg2:
                 continue
             if authz.status != messages.STATUS_PENDING:
                 raise UpstreamFailed(authz_problem(authz))
+            persist = self._persistent(client, authz)
+            if persist is not None:  # a published dns-persist-01 record: nothing to write
+                pending.append({"authz": authz_url, "url": persist})
+                continue
             challb = next((c for c in authz.challenges if isinstance(c.chall, challenges.DNS01)), None)
             if challb is None:
                 raise UpstreamFailed(problems.ServerInternal(
@@ -223,10 +230,50 @@ class Leg2:
         if not pending:
             self._save(row, status=body.status.name, stage=Stage.READY)
             return
+        if not wanted:  # every name is proven by its persistent record: answer right away
+            self._save(row, status=body.status.name, stage=Stage.ANSWER, challenges=pending)
+            return
         ctx.guard()
         self.dns01.request(row.owner_kind, row.owner_id, str(row.id), wanted)
         self._save(row, status=body.status.name, stage=Stage.PROPAGATE, challenges=pending)
         raise Wait("DNS-01 values asked for", self.dns01.settings.dns_propagation_interval)
+
+    def _persistent(self, client: acme_client.ClientV2, authz: messages.Authorization) -> str | None:
+        """The URL of the authorization's dns-persist-01 challenge when UPSTREAM_CHALLENGE allows
+        it and the name's _validation-persist record authorizes this account; None to go on with
+        dns-01 (``auto``). With ``dns-persist-01`` alone, a missing record fails the order."""
+        settings = self.dns01.settings
+        if settings.upstream_challenge == "dns-01":
+            return None
+        name = authz.identifier.value
+        wildcard = bool(authz.wildcard)
+        offered = next((c for c in authz.challenges
+                        if isinstance(c.chall, challenges.UnrecognizedChallenge)
+                        and c.chall.jobj.get("type") == persist.CHALLENGE), None)
+        account_uri = str(client.net.account.uri) if client.net.account is not None else ""
+        if offered is not None:
+            jobj = offered.chall.jobj
+            issuers = [str(i) for i in jobj.get("issuer-domain-names") or []]
+            account_uri = str(jobj.get("accounturi") or account_uri)
+            try:
+                found = persist.served(name, make_resolver(settings.dns_resolver), port=settings.dns_authoritative_port,
+                                       issuers=issuers, account_uri=account_uri, wildcard=wildcard)
+            except DNSLookupError as exc:
+                log.info("%s: no dns-persist-01 record looked up: %s", name, exc)
+                found = {}
+            if found and all(found.values()):
+                log.info("%s: proven by its dns-persist-01 record (no DNS write)", name)
+                return str(offered.uri)
+        if settings.upstream_challenge == "auto":
+            return None
+        issuer = (self.upstream.meta() or self.upstream.refresh_meta())
+        hint = persist.record_value((issuer.caa_identities or ("<the CA's issuer domain>",))[0] if issuer
+                                    else "<the CA's issuer domain>", account_uri, wildcard)
+        raise UpstreamFailed(problems.DNS(
+            f"{name}: UPSTREAM_CHALLENGE=dns-persist-01 and "
+            + ("the upstream CA offers no dns-persist-01 challenge" if offered is None else
+               f"not every authoritative server serves {persist.record_name(name)} TXT \"{hint}\" "
+               "(jackdaw dns-persist show NAME)")))
 
     def _validate(self, client: acme_client.ClientV2, row: UpstreamOrder) -> None:
         waiting: requests.Response | None = None
@@ -369,11 +416,19 @@ def fetch_order(client: acme_client.ClientV2, url: str) -> messages.Order:
     return body
 
 
-def new_order(client: acme_client.ClientV2, names: list[str], profile: str | None = None) -> str:
+class NewOrder(messages.NewOrder):
+    """acme's NewOrder with RFC 9773's ``replaces`` (acme 5.9 has ``profile`` but not this)."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+def new_order(client: acme_client.ClientV2, names: list[str], profile: str | None = None,
+              replaces: str | None = None) -> str:
     """Create an upstream order for ``names``; returns its URL."""
-    request = messages.NewOrder(
+    request = NewOrder(
         identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names],
         **({"profile": profile} if profile else {}),
+        **({"replaces": replaces} if replaces else {}),
     )
     resp = client.net.post(client.directory["newOrder"], request, new_nonce_url=client.directory["newNonce"])
     return str(resp.headers["Location"])

@@ -46,6 +46,10 @@ def order_json(order: Order) -> dict[str, Any]:
         "authorizations": [url("authz", authz_id=a.id) for a in order.authzs],
         "finalize": url("finalize", order_id=order.id),
     }
+    if order.profile:
+        doc["profile"] = order.profile
+    if order.replaces:
+        doc["replaces"] = order.replaces
     if order.error:
         doc["error"] = order.error
     if order.status == "valid" and order.certificate is not None:  # status first: no query while pending

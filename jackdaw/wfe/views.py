@@ -9,10 +9,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.orm import Session, joinedload
 
+from jackdaw.jobs import JobKind
 from jackdaw.models import Account, Authz, Certificate, Challenge, Order
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import PEM_CHAIN_CONTENT_TYPE, RETRY_AFTER_SECONDS, Status
-from jackdaw.ra import accounts, bindings, orders, revocation
+from jackdaw.ra import accounts, bindings, orders, renewal, revocation
 from jackdaw.runtime import runtime
 from jackdaw.wfe import render
 from jackdaw.wfe.verify import (
@@ -58,14 +59,35 @@ def _json(doc: dict[str, Any], status: int = 200, location: str | None = None,
 
 @bp.get("/directory")
 def directory() -> Response:
+    rt = runtime()
+    meta: dict[str, Any] = {"externalAccountRequired": rt.settings.eab_required}
+    upstream = rt.upstream.meta()
+    if upstream is not None and upstream.profiles:  # the upstream's, as far as this relay offers them
+        allowed = rt.settings.profiles_allowed
+        meta["profiles"] = {k: v for k, v in upstream.profiles.items() if not allowed or k in allowed}
     return jsonify({
         "newNonce": render.url("new_nonce"),
         "newAccount": render.url("new_account"),
         "newOrder": render.url("new_order"),
         "revokeCert": render.url("revoke_cert"),
         "keyChange": render.url("key_change"),
-        "meta": {"externalAccountRequired": runtime().settings.eab_required},
+        "renewalInfo": render.url("renewal_info_base"),
+        "meta": meta,
     })
+
+
+@bp.get("/acme/renewal-info", endpoint="renewal_info_base")
+@bp.get("/acme/renewal-info/<path:cert_id>")
+def renewal_info(cert_id: str = "") -> Response:
+    """RFC 9773 §4.2: the suggested window of a certificate this relay issued (unauthenticated GET)."""
+    session = db()
+    cert, window = renewal.window(session, cert_id)
+    if window.stale:  # fetched again in the background; this answer is the last known one
+        runtime().queue.enqueue(session, JobKind.RENEWAL_INFO, cert.id)
+        session.commit()
+    resp = jsonify(window.to_json())
+    resp.headers["Retry-After"] = str(window.retry_after)
+    return resp
 
 
 @bp.route("/acme/new-nonce", methods=["HEAD", "GET"])
@@ -131,9 +153,10 @@ def new_order() -> Response:
     assert verified.account is not None
     rt = runtime()
     settings = rt.settings
-    order = orders.new_order(session, verified.account, payload, settings.allowed_domains, settings.wildcard_domains,
+    meta = rt.upstream.meta()
+    order = orders.new_order(session, verified.account, payload, settings,
                              binding=bindings.binding_of(session, verified.account), requester=client_address(),
-                             budget=rt.budget, eab_required=settings.eab_required)
+                             budget=rt.budget, offered_profiles=meta.profiles if meta is not None else None)
     session.commit()
     return _json(render.order_json(order), 201, location=render.url("order", order_id=order.id))
 
