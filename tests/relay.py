@@ -111,6 +111,11 @@ class Relay:
         self.stop()
         raise RuntimeError(f"gunicorn did not become ready in time ({last}):\n{self.log_tail()}")
 
+    def cli(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`jackdaw ARGV...` as the operator runs it, with this relay's settings."""
+        return subprocess.run([str(BIN / "python"), "-m", "jackdaw.cli", *argv], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -189,46 +189,51 @@ class DNS01:
         if shared:
             self._delete(ctx, shared)
         left: list[DnsRecord] = []
-        for batch in _batches(_unique(calls)):
-            records = [(r.fqdn, r.value) for r in batch]
-            ctx.guard()
-            try:
-                with metrics.dns_provider_call(self.provider.name, "cleanup"):
-                    self.provider.cleanup_many(zone, records)
-            except Exception as exc:
-                log.warning("zone %s: removing %d TXT value(s) failed (will retry): %s", zone, len(batch), exc,
-                            exc_info=True, extra={"order_id": batch[0].order_id})
-                self._note_failure([r for r in calls if (r.fqdn, r.value) in set(records)], exc, fail=False)
-                left += batch
+        for rows_of_batch, ok in self._batches(ctx, zone, "cleanup", calls):
+            if not ok:
+                left += rows_of_batch
                 continue
-            self._delete(ctx, [r.id for r in calls if (r.fqdn, r.value) in set(records)])
-            for r in batch:
+            self._delete(ctx, [r.id for r in rows_of_batch])
+            for r in rows_of_batch:
                 log.info("TXT %s removed from zone %s", r.fqdn, zone, extra={"order_id": r.order_id})
         return left
 
     def _write(self, ctx: JobContext, zone: str, wanted: list[DnsRecord]) -> set[int]:
         """Write what is wanted; returns the ids of the rows written."""
         done: set[int] = set()
-        for batch in _batches(_unique(wanted)):
-            records = [(r.fqdn, r.value) for r in batch]
-            ctx.guard()
-            try:
-                with metrics.dns_provider_call(self.provider.name, "present"):
-                    self.provider.present_many(zone, records)
-            except Exception as exc:
-                log.warning("zone %s: writing %d TXT value(s) failed: %s", zone, len(batch), exc,
-                            exc_info=True, extra={"order_id": batch[0].order_id})
-                self._note_failure([r for r in wanted if (r.fqdn, r.value) in set(records)], exc, fail=True)
+        for rows_of_batch, ok in self._batches(ctx, zone, "present", wanted):
+            if not ok:
                 continue
-            ids = [r.id for r in wanted if (r.fqdn, r.value) in set(records)]
+            ids = [r.id for r in rows_of_batch]
             with self.sessions.begin() as s:
                 s.execute(update(DnsRecord).where(DnsRecord.id.in_(ids), DnsRecord.state == RecordState.WANTED)
                           .values(state=RecordState.WRITTEN, written=utcnow(), attempts=0, error=None)
                           .execution_options(synchronize_session=False))
             done.update(ids)
-            for r in batch:
+            for r in rows_of_batch:
                 log.info("TXT %s written in zone %s", r.fqdn, zone, extra={"order_id": r.order_id})
         return done
+
+    def _batches(self, ctx: JobContext, zone: str, op: str,
+                 rows: list[DnsRecord]) -> Iterable[tuple[list[DnsRecord], bool]]:
+        """One provider call per batch of distinct values (``op``: present or cleanup), each
+        after ``ctx.guard()``; yields every row of the batch (values two owners share
+        included) and whether the call succeeded. A failure is counted against its rows."""
+        for batch in _chunks(_unique(rows)):
+            records = [(r.fqdn, r.value) for r in batch]
+            covered = [r for r in rows if (r.fqdn, r.value) in set(records)]
+            ctx.guard()
+            try:
+                with metrics.dns_provider_call(self.provider.name, op):
+                    (self.provider.present_many if op == "present" else self.provider.cleanup_many)(zone, records)
+            except Exception as exc:
+                verb = "writing" if op == "present" else "removing"
+                log.warning("zone %s: %s %d TXT value(s) failed (will retry): %s", zone, verb, len(batch), exc,
+                            exc_info=True, extra={"order_id": batch[0].order_id})
+                self._note_failure(covered, exc, fail=op == "present")
+                yield covered, False
+                continue
+            yield covered, True
 
     def _check(self, ctx: JobContext, zone: str, written: list[DnsRecord]) -> None:
         records = [(r.fqdn, r.value) for r in written]
@@ -328,7 +333,7 @@ def _unique(rows: Iterable[DnsRecord]) -> list[DnsRecord]:
     return list(seen.values())
 
 
-def _batches(rows: list[DnsRecord]) -> Iterable[list[DnsRecord]]:
+def _chunks(rows: list[DnsRecord]) -> Iterable[list[DnsRecord]]:
     for i in range(0, len(rows), BATCH):
         yield rows[i:i + BATCH]
 

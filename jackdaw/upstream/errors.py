@@ -44,6 +44,16 @@ def verdict(exc: BaseException) -> Verdict | None:
     return None
 
 
+def triage(exc: Exception) -> Verdict:
+    """Inside an ``except`` around leg 2: the verdict on ``exc``, counted in the metrics; an
+    exception that is none of the CA's (a bug) is raised again."""
+    kind = verdict(exc)
+    if kind is None:
+        raise exc
+    count_upstream_error(exc)
+    return kind
+
+
 def count_upstream_error(exc: BaseException) -> None:
     """jackdaw_upstream_errors_total: the CA's problem type, or the transport failure's kind."""
     if isinstance(exc, messages.Error):

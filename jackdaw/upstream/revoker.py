@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw.jobs import JobContext, RetryLater, backoff
 from jackdaw.models import Certificate, utcnow
 from jackdaw.upstream.account import UpstreamAccount
-from jackdaw.upstream.errors import Verdict, count_upstream_error, verdict
+from jackdaw.upstream.errors import Verdict, triage
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,7 @@ class RevokeJob:
             ctx.guard()
             self.upstream.client().revoke(leaf, reason)
         except Exception as exc:
-            kind = verdict(exc)
-            if kind is None:
-                raise
-            count_upstream_error(exc)
+            kind = triage(exc)
             if kind is Verdict.ACCOUNT_GONE:
                 self.upstream.forget()
                 raise RetryLater("upstream account unknown; registering again", 0) from exc

@@ -46,10 +46,9 @@ from jackdaw.upstream.errors import (
     UpstreamFailed,
     Verdict,
     authz_problem,
-    count_upstream_error,
     order_problem,
     problem_from_upstream,
-    verdict,
+    triage,
 )
 
 log = logging.getLogger(__name__)
@@ -119,10 +118,7 @@ class Leg2:
         except (Wait, RetryLater):
             raise
         except Exception as exc:
-            kind = verdict(exc)
-            if kind is None:
-                raise
-            count_upstream_error(exc)
+            kind = triage(exc)
             if kind is Verdict.ACCOUNT_GONE:
                 self.upstream.forget()
                 self._save(row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's

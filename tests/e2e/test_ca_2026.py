@@ -38,7 +38,7 @@ from jackdaw.upstream.account import PatientNetwork
 from jackdaw.upstream.renewal import cert_id
 from jackdaw.upstream.sequence import NewOrder
 from tests.clients import Webroot, acme_account, certbot, check_certificate, http01, new_csr
-from tests.relay import ROOT, Relay, postgres_database, relay_env
+from tests.relay import Relay, postgres_database, relay_env
 from tests.testbed import CURRENT_PEBBLE, Bind, Pebble, free_port
 
 pytestmark = pytest.mark.skipif(not os.access(CURRENT_PEBBLE, os.X_OK),
@@ -69,11 +69,7 @@ class Bed:
         return f"{label}-{self.backend}-y26.{ZONE}"  # directly under the zone: its wildcard A answers
 
     def jackdaw(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jackdaw.cli", *argv], cwd=ROOT, env=self.relay.env,
-                              capture_output=True, text=True, timeout=60)
-
-    def sessions(self):  # type: ignore[no-untyped-def]
-        return make_sessionmaker(make_engine(self.database_url))
+        return self.relay.cli(*argv)
 
 
 def start(stack: ExitStack, workdir: Path, bind: Bind, pebble: Pebble, backend: str, **extra: str) -> Bed:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.jobs import JobKind
 from jackdaw.models import UpstreamOrder
 from tests.clients import acme_account, certbot, check_certificate, http01, lego, new_csr
-from tests.relay import ROOT, Relay, postgres_database, relay_env
+from tests.relay import Relay, postgres_database, relay_env
 from tests.testbed import Bind, Pebble, free_port
 
 ZONE = "example.test"
@@ -41,8 +40,7 @@ class EabBed:
         return f"{label}-{self.backend}.eab.{ZONE}"
 
     def jackdaw(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "jackdaw.cli", *argv], cwd=ROOT, env=self.relay.env,
-                              capture_output=True, text=True, timeout=60)
+        return self.relay.cli(*argv)
 
     def add_key(self, name: str, *options: str) -> tuple[str, str]:
         proc = self.jackdaw("eab", "add", name, *options, "--json")
