@@ -32,7 +32,8 @@ SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSPHRASE|HMAC|PASSWD|TOKEN|PRIVATE|
 #: shorter values are not redacted (they would blank out unrelated words and numbers)
 MIN_SECRET_LENGTH = 6
 CONTEXT_FIELDS = ("order_id", "account_id")
-
+#: characters that would start a new line, or rewrite one, on a terminal or in the journal
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def parse_log_format(env: Mapping[str, str]) -> str:
@@ -94,9 +95,22 @@ class _Redacting(logging.Formatter):
         return text
 
 
+def escape_controls(text: str) -> str:
+    """``\\n``, ``\\x1b``, ... for control characters: a URL path with ``%0A`` in it must not forge a
+    second log line."""
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class TextFormatter(_Redacting):
+    """One line per record: the message's control characters are escaped (a traceback, which is
+    ours, keeps its lines)."""
+
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         super().__init__(secrets, TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redact(super().format(record))

@@ -21,6 +21,7 @@ Runs in a job thread, never in a request thread.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import ipaddress
 import logging
@@ -57,15 +58,25 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")  # "this host on this network": Linux connects to itself
 _CLASS_E = ipaddress.IPv4Network("240.0.0.0/4")  # reserved, includes 255.255.255.255
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix: the low 32 bits are IPv4
+#: IPv6 prefixes whose low 32 bits are an IPv4 address: NAT64 well-known (RFC 6052) and local-use
+#: (RFC 8215), IPv4-translated (RFC 2765), IPv4-compatible (deprecated, RFC 4291)
+_LOW_32_BITS_IPV4 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"),
+                     ipaddress.IPv6Network("::ffff:0:0:0/96"), ipaddress.IPv6Network("::/96"))
+#: cloud instance-metadata services outside the link-local range (AWS IMDS over IPv6, Alibaba)
+_METADATA = (ipaddress.IPv6Network("fd00:ec2::254/128"), ipaddress.IPv4Network("100.100.100.200/32"))
 
 
 def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for (``::ffff:a.b.c.d``, ``64:ff9b::a.b.c.d``)."""
+    """The IPv4 address an IPv6 address stands for (``::ffff:a.b.c.d``, ``64:ff9b::a.b.c.d``,
+    ``::a.b.c.d``, ``2002:AABB:CCDD::`` (6to4), ...), so that every form is judged as the IPv4."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
-        if ip in _NAT64:
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip.is_unspecified or ip.is_loopback:
+            return None  # "::" and "::1" are IPv6's own, not IPv4-compatible forms
+        if any(ip in net for net in _LOW_32_BITS_IPV4):
             return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
@@ -88,6 +99,8 @@ def address_category(ip: Address) -> str | None:
         return "multicast"
     if isinstance(target, ipaddress.IPv4Address) and target in _CLASS_E:
         return "reserved"
+    if any(target in net for net in _METADATA):
+        return "metadata service"
     return None
 
 
@@ -461,7 +474,10 @@ def _judge_body(url: str, body: bytes, expected: str, identifier: str) -> proble
         return problems.Unauthorized(f"Response from {url} is larger than {MAX_BODY} bytes", identifier=identifier)
     got = body.decode("utf-8", "replace").rstrip()
     if got != expected:
+        # never the body itself: the relay fetches from inside the network, and an answer echoed
+        # to whoever asked would make HTTP-01 a way to read internal pages
+        digest = hashlib.sha256(body).hexdigest()[:16]
         return problems.IncorrectResponse(
-            f"The key authorization file from {url} does not match: got {got[:128]!r}", identifier=identifier
-        )
+            f"The key authorization file from {url} does not match: got {len(body)} bytes (sha256 {digest}...)",
+            identifier=identifier)
     return None

@@ -600,6 +600,24 @@ def test_text_logs_stay_the_default(database_url: str, tmp_path: Path, capsys: p
     assert err.rstrip().endswith("WARNING jackdaw.test: hello 42")
 
 
+def test_a_url_cannot_forge_a_log_line(database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``%0A`` in a request path reaches the text log as ``\\n``: the record stays one line."""
+    forged = "x\n2026-12-02 10:00:00,000 INFO jackdaw.upstream: certificate issued for bank.example"
+    with jackdaw_logging_only(), running_app(database_url, tmp_path / "data") as app:
+        capsys.readouterr()
+        resp = app.test_client().post("/acme/order/x%0A2026-12-02%2010:00:00,000%20INFO%20jackdaw.upstream:"
+                                      "%20certificate%20issued%20for%20bank.example%1b[2K",
+                                      data=b"{}", content_type="application/jose+json")
+        logging.getLogger("jackdaw.test").warning("%s", forged)
+        err = capsys.readouterr().err
+    assert resp.status_code == 400
+    lines = err.splitlines()
+    assert not any(line.startswith("2026-12-02 10:00:00") for line in lines), err
+    assert any("\\n2026-12-02 10:00:00" in line and "\\x1b[2K" in line for line in lines), err
+    assert any(line.endswith("x\\n2026-12-02 10:00:00,000 INFO jackdaw.upstream: certificate issued for bank.example")
+               for line in lines), err
+
+
 def test_secrets_never_reach_the_log(database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Secret-looking settings, a failing leg 2 (upstream refused, TXT removal failing against
     a closed RFC 2136 port, with its traceback) and even a careless log of the whole settings:

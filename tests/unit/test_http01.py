@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import ipaddress
 
@@ -59,6 +60,19 @@ from jackdaw.va.http01 import (
         pytest.param("93.184.216.34", None, id="public-v4"),
         pytest.param("2001:db8::1", None, id="public-v6"),
         pytest.param("fec0::1", None, id="v6-site-local-deprecated"),
+        pytest.param("fd00:ec2::254", "metadata service", id="aws-imds-v6"),
+        pytest.param("fd00:ec2::253", None, id="aws-imds-v6-neighbour"),
+        pytest.param("100.100.100.200", "metadata service", id="alibaba-metadata"),
+        pytest.param("::ffff:100.100.100.200", "metadata service", id="v4-mapped-alibaba-metadata"),
+        pytest.param("::127.0.0.1", "loopback", id="v4-compatible-loopback"),
+        pytest.param("::169.254.169.254", "link-local", id="v4-compatible-metadata"),
+        pytest.param("::ffff:0:127.0.0.1", "loopback", id="v4-translated-loopback"),
+        pytest.param("::ffff:0:a9fe:a9fe", "link-local", id="v4-translated-metadata"),
+        pytest.param("2002:7f00:1::", "loopback", id="6to4-loopback"),
+        pytest.param("2002:a9fe:a9fe::1", "link-local", id="6to4-metadata"),
+        pytest.param("2002:0a00:0001::1", None, id="6to4-private"),
+        pytest.param("64:ff9b:1::7f00:1", "loopback", id="nat64-local-use-loopback"),
+        pytest.param("64:ff9b:1::a9fe:a9fe", "link-local", id="nat64-local-use-metadata"),
     ],
 )
 def test_address_category(address: str, category: str | None) -> None:
@@ -268,6 +282,15 @@ def test_judge_body(body: bytes, outcome: type[problems.AcmeProblem] | None) -> 
     else:
         assert type(problem) is outcome
         assert problem.identifier == "a.test"
+
+
+def test_a_wrong_body_is_never_echoed() -> None:
+    """Only its length and a hash reach the client: the relay fetches from inside the network."""
+    secret = b"DB_PASSWORD=hunter2-internal\nAPI_KEY=abc123"
+    problem = _judge_body(URL, secret, KEYAUTH, "a.test")
+    assert problem is not None
+    assert "hunter2" not in problem.detail and "DB_PASSWORD" not in problem.detail
+    assert f"got {len(secret)} bytes (sha256 {hashlib.sha256(secret).hexdigest()[:16]}" in problem.detail
 
 
 # --- settings ------------------------------------------------------------------------------------
