@@ -15,6 +15,7 @@ from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.nonces import NoncePool
 from jackdaw.nonces import sweep as sweep_nonces
+from jackdaw.protocol import jws
 from jackdaw.ra.validation import ValidationJob
 from jackdaw.relaycert import RelayCertificate, RelayCertJob
 from jackdaw.relaycert.job import MAX_ATTEMPTS as RELAY_CERT_ATTEMPTS
@@ -99,7 +100,8 @@ def build_app(settings: Settings | None = None) -> Flask:
         queue.periodic.append((settings.relay_cert_check_interval, relay_cert.check))
 
     app = Flask("jackdaw", static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    # one limit for every body (a chunked one too); ACME requests are a few kilobytes
+    app.config["MAX_CONTENT_LENGTH"] = jws.MAX_BODY_BYTES
     app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine), budget)
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)

@@ -94,6 +94,7 @@ AlreadyReplaced = _problem("alreadyReplaced", 409)  # RFC 9773 §7.4
 NotFound = _problem("malformed", 404)  # RFC 8555 has no notFound type; Boulder uses malformed + 404
 MethodNotAllowed = _problem("malformed", 405)
 Conflict = _problem("malformed", 409)
+BodyTooLarge = _problem("malformed", 413)
 
 PROBLEM_TYPES: dict[str, type[AcmeProblem]] = {
     cls.code: cls

@@ -8,7 +8,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from jackdaw import nonces
-from jackdaw.protocol import problems
+from jackdaw.protocol import jws, problems
 from jackdaw.protocol.constants import PROBLEM_CONTENT_TYPE
 from jackdaw.runtime import runtime
 from jackdaw.wfe import render
@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 #: jackdaw.wfe.ops (health, readiness, metrics): not ACME, so no ACME headers
 OPS_BLUEPRINT = "ops"
+#: an oversized body is read (and discarded) up to this much before the 413 goes out, so the
+#: answer never races a client, or nginx, still sending: the connection stays usable
+DRAIN_LIMIT = 1024 * 1024
+TOO_LARGE = f"request body larger than {jws.MAX_BODY_BYTES} bytes"
 
 
 def problem_response(problem: problems.AcmeProblem) -> Response:
@@ -30,7 +34,24 @@ def problem_response(problem: problems.AcmeProblem) -> Response:
     return resp
 
 
+def _drain(length: int) -> None:
+    stream = request.environ["wsgi.input"]
+    left = min(length, DRAIN_LIMIT)
+    while left > 0:
+        chunk = stream.read(min(left, 64 * 1024))
+        if not chunk:
+            break
+        left -= len(chunk)
+
+
 def register(app: Flask) -> None:
+    @app.before_request
+    def _refuse_oversized() -> None:
+        length = request.content_length
+        if length is not None and length > jws.MAX_BODY_BYTES:
+            _drain(length)
+            raise problems.BodyTooLarge(TOO_LARGE)
+
     @app.errorhandler(problems.AcmeProblem)
     def _acme(problem: problems.AcmeProblem) -> Response:
         g.jackdaw_failed = True
@@ -41,8 +62,8 @@ def register(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         g.jackdaw_failed = True
         status = exc.code or 500
-        if status == 413:
-            return problem_response(problems.Malformed("request body too large"))
+        if status == 413:  # a chunked body past MAX_CONTENT_LENGTH
+            return problem_response(problems.BodyTooLarge(TOO_LARGE))
         cls = {404: problems.NotFound, 405: problems.MethodNotAllowed}.get(status, problems.Malformed)
         return problem_response(cls(exc.description or exc.name))
 

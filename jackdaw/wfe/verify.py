@@ -39,8 +39,6 @@ def _parse_request() -> jws.ParsedJWS:
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype != JOSE_CONTENT_TYPE:
         raise problems.Malformed(f"Content-Type must be {JOSE_CONTENT_TYPE}")
-    if request.content_length is not None and request.content_length > jws.MAX_BODY_BYTES:
-        raise problems.Malformed(f"request body larger than {jws.MAX_BODY_BYTES} bytes")
     parsed = jws.parse(request.get_data(cache=False)[: jws.MAX_BODY_BYTES + 1])
     if parsed.url != request.url:
         raise problems.Unauthorized(f"JWS 'url' {parsed.url!r} does not match the request URL {request.url!r}")

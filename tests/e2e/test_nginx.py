@@ -33,9 +33,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from jackdaw.wfe.errors import DRAIN_LIMIT
 from tests.clients import certbot, check_certificate
 from tests.e2e.conftest import ZONE
-from tests.nginx import Nginx, get, served_certificate
+from tests.nginx import Nginx, PinnedHTTPSConnection, get, served_certificate, tls_context
 from tests.relay import ROOT, Relay, relay_env
 from tests.testbed import Bind, Pebble, free_port
 
@@ -161,6 +162,42 @@ def test_urls_through_nginx_are_https_on_the_relay_name(stack: Stack) -> None:
         assert (redirect.status, redirect.headers["Location"]) == (301, f"https://{DOMAIN}/directory")
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(("front", "size"), [("gunicorn", 70_000), ("gunicorn", DRAIN_LIMIT - 2),
+                                             ("nginx", 70_000), ("nginx", 3 * DRAIN_LIMIT)])
+def test_an_oversized_body_gets_413_and_the_connection_survives(stack: Stack, front: str, size: int) -> None:
+    """413 with the problem document, never a reset or a 502, then the next request works: on the
+    same connection (gunicorn reads the body up to DRAIN_LIMIT first), or on a new one after
+    nginx's own ``Connection: close``. (Past DRAIN_LIMIT gunicorn alone closes mid-body: the
+    README puts nginx in front.)"""
+    conn: http.client.HTTPConnection
+    if front == "gunicorn":
+        conn = http.client.HTTPConnection("127.0.0.1", stack.relay.port, timeout=10)
+    else:
+        conn = PinnedHTTPSConnection(DOMAIN, stack.nginx.https_port, context=tls_context(stack.bundle), timeout=10)
+    body = b"{" + b" " * size + b"}"
+    refused_by_jackdaw = stack.relay.log_path.read_text().count("request body larger than")
+    try:
+        for _ in range(5):
+            conn.request("POST", "/acme/new-order", body=body, headers={"Content-Type": "application/jose+json"})
+            resp = conn.getresponse()
+            doc = json.loads(resp.read())
+            assert resp.status == 413, (resp.status, doc)
+            assert resp.headers["Content-Type"].startswith("application/problem+json")
+            assert doc == {"type": "urn:ietf:params:acme:error:malformed", "status": 413,
+                           "detail": "request body larger than 65536 bytes"}
+            if resp.will_close:
+                assert front == "nginx" and resp.headers["Connection"] == "close"
+            kept = conn.sock is not None
+            conn.request("GET", "/directory")
+            after = conn.getresponse()
+            assert after.status == 200 and "newOrder" in json.loads(after.read())
+            assert kept or front == "nginx"
+    finally:
+        conn.close()
+    now = stack.relay.log_path.read_text().count("request body larger than")
+    assert now == refused_by_jackdaw + (5 if front == "gunicorn" else 0), "nginx refuses first, never passing it on"
 
 
 def test_certbot_issues_through_nginx(stack: Stack, tmp_path: Path) -> None:

@@ -181,8 +181,9 @@ CASES: list[Any] = [
     case("content-type-form", reg(NEW, content_type="application/x-www-form-urlencoded"), "malformed",
          "Content-Type"),
     case("body-over-64KiB", reg(NEW, {**REG, "contact": ["mailto:" + "x" * 70_000 + "@example.test"]}),
-         "malformed", "larger than"),
-    case("body-over-max-content-length", raw(b"{" + b" " * (2 * 1024 * 1024) + b"}"), "malformed", "larger than"),
+         "malformed", "larger than", 413),
+    case("body-over-max-content-length", raw(b"{" + b" " * (2 * 1024 * 1024) + b"}"), "malformed", "larger than",
+         413),
     # -- JSON structure
     case("body-empty", raw(b""), "malformed", "not valid JSON"),
     case("body-not-json", raw(b"this is not json"), "malformed", "not valid JSON"),
