@@ -2,7 +2,9 @@
 
     GET /healthz   200 {"status": "ok"} while the process answers; touches nothing else
     GET /readyz    200 when database, schema and upstream account are usable, else 503;
-                   the body lists every check with its reason either way
+                   the body lists every check with its reason to a caller on gunicorn's own
+                   port from loopback or a private network (a probe, the scraper), and only
+                   ready / not ready to anyone else (the public side through nginx)
     GET /metrics   Prometheus exposition (text, or OpenMetrics when the scraper asks for it)
 
 No Replay-Nonce and no Link rel="index" on these (jackdaw.wfe.errors skips blueprint "ops"):
@@ -11,6 +13,8 @@ the reverse proxy; it carries counts, not secrets, but is nobody else's business
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -31,10 +35,23 @@ def healthz() -> Response:
     return _no_store(jsonify({"status": "ok"}))
 
 
+def _insider() -> bool:
+    """A caller that may read the checks' details (the upstream account URL, error texts): not
+    relayed by the reverse proxy, from loopback or a private address."""
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return peer.is_loopback or peer.is_private
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
     report = runtime().readiness.report()
-    resp = jsonify(report.to_json())
+    doc = report.to_json()
+    resp = jsonify(doc if _insider() else {"status": doc["status"]})
     resp.status_code = 200 if report.ready else 503
     return _no_store(resp)
 

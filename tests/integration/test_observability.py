@@ -186,6 +186,25 @@ def test_not_ready_without_account_and_unreachable_directory(app: Flask) -> None
     assert upstream_accounts(app) == 0
 
 
+@pytest.mark.parametrize(("peer", "headers", "detailed"), [
+    ("127.0.0.1", {}, True),
+    ("10.1.2.3", {}, True),  # a scraper on the private network, on gunicorn's own port
+    ("127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, False),  # the public side, through nginx
+    ("127.0.0.1", {"Forwarded": "for=203.0.113.7"}, False),
+    ("93.184.216.34", {}, False),  # (Python counts the documentation ranges as private)
+])
+def test_readiness_details_only_for_insiders(app: Flask, peer: str, headers: dict[str, str], detailed: bool) -> None:
+    record_upstream_account(app)
+    resp = plain_client(app).get("/readyz", headers=headers, environ_base={"REMOTE_ADDR": peer})
+    assert resp.status_code == 200
+    doc = resp.get_json()
+    if detailed:
+        assert "acct/1" in doc["checks"]["upstream"]["reason"]
+    else:
+        assert doc == {"status": "ready"}
+        assert "acct" not in resp.get_data(as_text=True)
+
+
 def test_a_key_not_yet_registered_does_not_count(app: Flask) -> None:
     record_upstream_account(app, url=None)
     assert readyz(app)[0] == 503
