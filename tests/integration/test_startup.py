@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,20 @@ def test_missing_setting_is_named(tmp_path: Path, missing: str) -> None:
     del env[missing]
     with pytest.raises(ConfigError, match=missing):
         create_app(Settings.parse(env))
+
+
+def test_the_database_jackdaw_creates_is_its_owners_alone(tmp_path: Path) -> None:
+    """DATA_DIR 0700, jackdaw.db and its -wal / -shm 0600, whatever the umask (0022 here)."""
+    old = os.umask(0o022)
+    try:
+        settings = Settings.parse({**_env(tmp_path), "DATA_DIR": str(tmp_path / "data")})
+        migrate.upgrade(settings.database_url)
+        client = create_app(settings).test_client()
+        assert client.head("/acme/new-nonce").status_code == 200  # a write: the WAL exists now
+    finally:
+        os.umask(old)
+    data = tmp_path / "data"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
+    assert {"jackdaw.db", "jackdaw.db-wal", "jackdaw.db-shm"} <= set(files), files
+    assert all(mode == 0o600 for name, mode in files.items() if name.startswith("jackdaw.db")), files
