@@ -21,6 +21,7 @@ wait, not one of each per order, and no thread ever sleeps. Each row records the
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics
-from jackdaw.dns.base import DNSProvider, DNSProviderError
+from jackdaw.dns.base import DNSProvider
 from jackdaw.dns.placement import locate
 from jackdaw.dns.propagation import NameServer, PropagationTimeout, authoritative_servers, probe
 from jackdaw.dns.resolver import DNSLookupError, make_resolver
@@ -228,9 +229,10 @@ class DNS01:
                     (self.provider.present_many if op == "present" else self.provider.cleanup_many)(zone, records)
             except Exception as exc:
                 verb = "writing" if op == "present" else "removing"
-                log.warning("zone %s: %s %d TXT value(s) failed (will retry): %s", zone, verb, len(batch), exc,
-                            exc_info=True, extra={"order_id": batch[0].order_id})
-                self._note_failure(covered, exc, fail=op == "present")
+                reference = secrets.token_hex(4)
+                log.warning("zone %s: %s %d TXT value(s) failed (will retry; reference %s): %s", zone, verb,
+                            len(batch), reference, exc, exc_info=True, extra={"order_id": batch[0].order_id})
+                self._note_failure(covered, reference, fail=op == "present")
                 yield covered, False
                 continue
             yield covered, True
@@ -277,9 +279,12 @@ class DNS01:
         self._ns_cache[zone] = (time.monotonic(), servers)
         return servers
 
-    def _note_failure(self, rows: Sequence[DnsRecord], exc: BaseException, *, fail: bool) -> None:
-        """Count a failed provider call against its rows; writes that keep failing fail the value."""
-        text = str(exc)[:500] if isinstance(exc, DNSProviderError) else f"{type(exc).__name__}: {exc}"[:500]
+    def _note_failure(self, rows: Sequence[DnsRecord], reference: str, *, fail: bool) -> None:
+        """Count a failed provider call against its rows; writes that keep failing fail the value.
+
+        The row (and so the client's order error) gets a short stable text with the log line's
+        reference, not the provider's answer: that can name cloud accounts, ARNs, API users."""
+        text = f"the DNS provider call failed (reference {reference}; the full error is in the relay's log)"
         with self.sessions.begin() as s:
             given_up = []
             for r in rows:

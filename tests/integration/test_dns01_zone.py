@@ -5,6 +5,7 @@ lease still writes each value once; failures reach the owners."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -193,7 +194,8 @@ def test_slow_provider_and_short_lease_write_each_value_once(
 
 
 def test_a_write_that_keeps_failing_fails_its_owner(
-        make_dns01: Callable[..., tuple[DNS01, JobQueue]], bind: Bind) -> None:
+        make_dns01: Callable[..., tuple[DNS01, JobQueue]], bind: Bind, caplog: pytest.LogCaptureFixture) -> None:
+    """...with a short text and a reference to the log line that has the provider's answer."""
     dns01, _ = make_dns01(CountingProvider(bind, fail_writes=True))
     dns01.request(JobKind.ORDER, "o", "1", [(unique(), "v")])
     ctx = JobContext(1, JobKind.DNS_ZONE, ZONE, 1, None)
@@ -204,7 +206,11 @@ def test_a_write_that_keeps_failing_fails_its_owner(
         except Wait:
             pass
     progress = dns01.progress("o", "1")
-    assert not progress.done and progress.error is not None and "SERVFAIL" in progress.error
+    assert not progress.done and progress.error is not None
+    assert "SERVFAIL" not in progress.error
+    reference = re.search(r"DNS provider call failed \(reference ([0-9a-f]{8});", progress.error)
+    assert reference, progress.error
+    assert any(reference[1] in r.getMessage() and "SERVFAIL" in r.getMessage() for r in caplog.records)
 
 
 def test_a_value_no_server_serves_times_out_naming_the_server(
