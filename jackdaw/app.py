@@ -75,7 +75,7 @@ def build_app(settings: Settings | None = None) -> Flask:
         allow_loopback=settings.challenge_allow_loopback,
         allowed_networks=settings.challenge_allowed_networks,
     )
-    validation = ValidationJob(sessions, queue, validator)
+    validation = ValidationJob(sessions, queue, validator, settings.allowed_domains)
     dns01 = DNS01(settings, provider, sessions, queue)
     budget = Budget(settings)
     leg2 = Leg2(sessions, upstream, dns01, budget)

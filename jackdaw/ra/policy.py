@@ -111,6 +111,17 @@ def check_name(name: str, allowed_domains: Sequence[str], wildcard_domains: Sequ
     return ascii_name
 
 
+def redirect_refusal(allowed_domains: Sequence[str], binding: EabKey | None, host: str) -> str | None:
+    """Why HTTP-01 does not follow a redirect to ``host``: only to names the requester could
+    order itself (ALLOWED_DOMAINS, its EAB key's patterns), so a redirect cannot turn the
+    relay's fetch from inside the network onto an arbitrary internal host."""
+    try:
+        check_name(host, allowed_domains, binding=binding)
+    except problems.AcmeProblem as refused:
+        return f"the redirect target is outside this requester's names ({refused.detail})"
+    return None
+
+
 def check_identifiers(raw: Any, allowed_domains: Sequence[str], wildcard_domains: Sequence[str] = (),
                       binding: EabKey | None = None) -> list[str]:
     """Validate a newOrder `identifiers` array; every bad name is reported (compound problem)."""

@@ -6,7 +6,9 @@ CHALLENGE_RETRY_DELAY by rescheduling, not by sleeping in the job thread."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import josepy as jose
 from acme import challenges
@@ -19,7 +21,7 @@ from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.jws import load_jwk
 from jackdaw.ra import bindings
-from jackdaw.ra.policy import check_requester
+from jackdaw.ra.policy import check_requester, redirect_refusal
 from jackdaw.va.http01 import HTTP01Validator
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ class ValidationJob:
     sessions: sessionmaker[Session]
     queue: JobQueue
     validator: HTTP01Validator
+    #: ALLOWED_DOMAINS: a redirect is followed only to a name the requester could order
+    allowed_domains: Sequence[str] = ()
 
     def __call__(self, ctx: JobContext) -> None:
         with self.sessions() as s:
@@ -45,7 +49,8 @@ class ValidationJob:
         # Network I/O happens outside any transaction (SQLite holds its write lock per transaction).
         http01 = challenges.HTTP01(token=jose.b64.b64decode(token))
         expected = http01.key_authorization(account_key)
-        result = self.validator.validate(name, token, expected)
+        result = self.validator.validate(name, token, expected, partial(redirect_refusal, self.allowed_domains,
+                                                                          binding))
         if result.problem is None:
             resolved = [a for r in result.records if r.get("hostname") == name for a in r.get("addressesResolved", [])]
             try:

@@ -30,6 +30,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit
@@ -134,6 +135,10 @@ class AddressPolicy:
 
 
 # --- redirect targets ----------------------------------------------------------------------------
+
+
+#: why a redirect to a host is not followed, or None to follow it
+RedirectPolicy = Callable[[str], str | None]
 
 
 class BadRedirect(ValueError):
@@ -349,14 +354,18 @@ class HTTP01Validator:
     def redirect_ports(self) -> frozenset[int]:
         return frozenset({80, 443, self.port})
 
-    def validate(self, name: str, token: str, key_authorization: str) -> ValidationResult:
-        """One attempt; the validation job spaces ``retries`` attempts ``retry_delay`` apart."""
+    def validate(self, name: str, token: str, key_authorization: str,
+                 may_redirect: RedirectPolicy | None = None) -> ValidationResult:
+        """One attempt; the validation job spaces ``retries`` attempts ``retry_delay`` apart.
+        ``may_redirect(host)`` says why a redirect to ``host`` is not followed (the requester's
+        name policy: the relay fetches from inside, so a redirect must not reach any host)."""
         result = ValidationResult(problem=None)
-        result.problem = self._attempt(name, token, key_authorization, result.records)
+        result.problem = self._attempt(name, token, key_authorization, result.records, may_redirect)
         return result
 
     def _attempt(
-        self, name: str, token: str, expected: str, records: list[dict[str, Any]]
+        self, name: str, token: str, expected: str, records: list[dict[str, Any]],
+        may_redirect: RedirectPolicy | None,
     ) -> problems.AcmeProblem | None:
         deadline = Deadline(self.timeout)
         target = Target("http", name, self.port, f"/.well-known/acme-challenge/{token}")
@@ -374,12 +383,16 @@ class HTTP01Validator:
                         f"Invalid redirect from {target.url}: HTTP {answer.status} without Location", identifier=name
                     )
                 try:
-                    target = redirect_target(target.url, answer.location, self.redirect_ports)
+                    following = redirect_target(target.url, answer.location, self.redirect_ports)
+                    refusal = may_redirect(following.host) if may_redirect is not None else None
+                    if refusal is not None:
+                        raise BadRedirect(refusal)
                 except BadRedirect as exc:
                     shown = answer.location[:200]
                     return problems.Unauthorized(
                         f"Invalid redirect from {target.url} to {shown!r}: {exc}", identifier=name
                     )
+                target = following
                 log.debug("HTTP-01 for %s: following redirect to %s", name, target.url)
                 continue
             if answer.status != 200:

@@ -53,7 +53,7 @@ class ChallengeServer:
     """Serves /.well-known/acme-challenge/<token> from `responses`; 404 for anything else."""
 
     def __init__(self) -> None:
-        self.responses: dict[str, tuple[int, bytes]] = {}
+        self.responses: dict[str, tuple[int, bytes, dict[str, str]]] = {}
         self.hits: list[tuple[str, str]] = []  # (token, Host header)
         server = self
 
@@ -61,9 +61,11 @@ class ChallengeServer:
             def do_GET(self) -> None:
                 token = self.path.removeprefix("/.well-known/acme-challenge/")
                 server.hits.append((token, self.headers.get("Host", "")))
-                status, body = server.responses.get(token, (404, b"no such file"))
+                status, body, headers = server.responses.get(token, (404, b"no such file", {}))
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -76,8 +78,8 @@ class ChallengeServer:
                                        daemon=True)
         self.thread.start()
 
-    def serve(self, token: str, body: str | bytes, status: int = 200) -> None:
-        self.responses[token] = (status, body.encode() if isinstance(body, str) else body)
+    def serve(self, token: str, body: str | bytes, status: int = 200, **headers: str) -> None:
+        self.responses[token] = (status, body.encode() if isinstance(body, str) else body, headers)
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -429,6 +431,10 @@ def failed_validation(relay: Relay, alice: RequestSigner, domain: str,
                      id="http-500"),
         pytest.param(lambda web: lambda token, keyauth: web.serve(token, keyauth * 1000), "unauthorized",
                      id="oversized"),
+        # outside ALLOWED_DOMAINS: the relay's fetch from inside must not be pointed anywhere
+        pytest.param(lambda web: lambda token, keyauth: web.serve(
+            token, "", status=302, Location=f"http://admin.corp.internal:{web.port}/.well-known/acme-challenge/x"),
+            "unauthorized", id="redirect-outside-the-policy"),
     ],
 )
 def test_validation_fails(relay: Relay, alice: RequestSigner, serve: Callable[[ChallengeServer], Any],

@@ -15,6 +15,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import pytest
 import trustme
 
 from jackdaw.jobs import JobKind
+from jackdaw.models import EabKey
+from jackdaw.ra.policy import redirect_refusal
 from jackdaw.va import http01
 from jackdaw.va.http01 import MAX_BODY, HTTP01Validator, ValidationResult
 from tests.integration.conftest import running_app
@@ -275,6 +278,28 @@ def test_redirect_to_forbidden_port_refused(web: Web, make_validator: Callable[.
         assert other.hits == []
     finally:
         other.close()
+
+
+@pytest.mark.parametrize(("allowed", "binding", "followed"), [
+    pytest.param(["ok.example.test"], None, True, id="inside-ALLOWED_DOMAINS"),
+    pytest.param(["www.ok.example.test"], None, False, id="outside-ALLOWED_DOMAINS"),
+    pytest.param([], EabKey(name="team", allow=["*.ok.example.test"]), True, id="inside-the-keys-patterns"),
+    pytest.param([], EabKey(name="team", allow=["www.ok.example.test"]), False, id="outside-the-keys-patterns"),
+])
+def test_redirects_only_to_names_the_requester_could_order(
+        web: Web, make_validator: Callable[..., HTTP01Validator], allowed: list[str], binding: EabKey | None,
+        followed: bool) -> None:
+    """The relay fetches from inside: a redirect must not reach a host the requester has no
+    business with (an internal admin page on an allowed port)."""
+    web.routes[CHALLENGE_PATH] = redirect(url("intranet.ok.example.test", web.port, "/x"))
+    web.routes["/x"] = serve(KEYAUTH)
+    result = make_validator().validate(NAME, TOKEN, KEYAUTH, partial(redirect_refusal, allowed, binding))
+    if followed:
+        assert result.ok, result.problem
+    else:
+        detail = failed(result, "unauthorized", "Invalid redirect", "outside this requester's names")
+        assert "intranet.ok.example.test" in detail
+        assert web.paths() == [CHALLENGE_PATH]
 
 
 @pytest.mark.parametrize(
