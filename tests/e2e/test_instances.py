@@ -89,6 +89,7 @@ def test_two_instances_share_one_account_and_survive_a_crash_and_a_database_rest
             leg2 = list(s.scalars(select(UpstreamOrder).where(UpstreamOrder.owner_kind == JobKind.ORDER)))
             assert len(leg2) == ORDERS and len({u.url for u in leg2}) == ORDERS
             assert {u.stage for u in leg2} == {"done"}
+            assert {u.status for u in leg2} == {"valid"}  # RFC 8555's string, not "Status(valid)"
         logs = "".join(r.log_path.read_text() for r in relays)
         assert logs.count("registered upstream account") == 1
         for order_id in {u.owner_id for u in leg2}:  # exactly one upstream order per client order
