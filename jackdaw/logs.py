@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,6 +35,12 @@ MIN_SECRET_LENGTH = 6
 CONTEXT_FIELDS = ("order_id", "account_id")
 #: characters that would start a new line, or rewrite one, on a terminal or in the journal
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def reference() -> str:
+    """A short tag that joins a message a client sees to the log line holding the full text
+    (a provider's or the CA's answer can name accounts, ARNs, unpause links)."""
+    return secrets.token_hex(4)
 
 
 def parse_log_format(env: Mapping[str, str]) -> str:

@@ -83,11 +83,11 @@ def issued(order: Order) -> bool:
     return True
 
 
-def upstream_failed(order: Order, problem: problems.AcmeProblem) -> None:
-    """Leg 2 failed: a processing order becomes invalid; a ready one keeps going (its finalize
-    will find the failure stored upstream)."""
+def upstream_failed(order: Order, error: dict[str, Any]) -> None:
+    """Leg 2 failed (``error``: its problem document): a processing order becomes invalid; a
+    ready one keeps going (its finalize will find the failure stored upstream)."""
     if order.status == Status.PROCESSING:
-        fail_order(order, problem.to_json())
+        fail_order(order, error)
 
 
 def deactivate(authz: Authz) -> None:

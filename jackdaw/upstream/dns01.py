@@ -21,7 +21,6 @@ wait, not one of each per order, and no thread ever sleeps. Each row records the
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from enum import StrEnum
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw import metrics
+from jackdaw import logs, metrics
 from jackdaw.dns.base import DNSProvider
 from jackdaw.dns.placement import locate
 from jackdaw.dns.propagation import NameServer, PropagationTimeout, authoritative_servers, probe
@@ -229,7 +228,7 @@ class DNS01:
                     (self.provider.present_many if op == "present" else self.provider.cleanup_many)(zone, records)
             except Exception as exc:
                 verb = "writing" if op == "present" else "removing"
-                reference = secrets.token_hex(4)
+                reference = logs.reference()
                 log.warning("zone %s: %s %d TXT value(s) failed (will retry; reference %s): %s", zone, verb,
                             len(batch), reference, exc, exc_info=True, extra={"order_id": batch[0].order_id})
                 self._note_failure(covered, reference, fail=op == "present")

@@ -3,18 +3,39 @@
 
 from __future__ import annotations
 
+import logging
 from enum import Enum
 
 import requests
 from acme import messages
 
-from jackdaw import metrics
+from jackdaw import logs, metrics
 from jackdaw.dns.base import DNSProviderError
 from jackdaw.dns.resolver import DNSLookupError
 from jackdaw.protocol import problems
 
+log = logging.getLogger(__name__)
+
 #: CA problem types worth another try: the CA's own trouble, not a verdict on the request
 TRANSIENT_CODES = frozenset({"serverInternal", "badNonce"})
+#: what a client is told of the CA's refusal, by problem type. The CA's own text can name the
+#: relay's account (its URL or id, an unpause link carrying its token): it goes to the log,
+#: under the reference the client's message carries.
+UPSTREAM_MESSAGES = {
+    "rateLimited": "a rate limit of the relay's account was reached",
+    "caa": "a CAA record forbids the upstream CA to issue for a name",
+    "rejectedIdentifier": "the upstream CA will not issue for a name",
+    "unsupportedIdentifier": "the upstream CA does not issue for this kind of identifier",
+    "alreadyReplaced": "the certificate named in 'replaces' already has a replacement",
+    "invalidProfile": "the upstream CA does not offer the profile asked for",
+    "badCSR": "the upstream CA refused the CSR",
+    "badPublicKey": "the upstream CA refused the CSR's public key",
+    "dns": "the upstream CA could not look up a name's DNS records",
+    "unauthorized": "the upstream CA found the DNS-01 proof wrong or missing",
+    "incorrectResponse": "the upstream CA found the DNS-01 proof wrong",
+    "connection": "the upstream CA could not reach a name's DNS servers",
+    "malformed": "the upstream CA found the relay's request malformed",
+}
 
 
 class UpstreamFailed(Exception):
@@ -77,11 +98,17 @@ def error_code(error: messages.Error) -> str:
     return error.code or str(error.typ or "").removeprefix(problems.ACME_ERROR_PREFIX) or "serverInternal"
 
 
-def problem_from_upstream(error: messages.Error, context: str) -> problems.AcmeProblem:
+def problem_from_upstream(error: messages.Error, context: str, note: str = "") -> problems.AcmeProblem:
+    """The client's problem for the CA's refusal: its type, a stable message with a reference,
+    and ``note`` (what the relay made of it); the CA's own text is logged under the reference."""
     code = error_code(error)
     cls = problems.PROBLEM_TYPES.get(code, problems.ServerInternal)
-    detail = f"upstream CA {context}: {error.detail or error.description or code}"
-    return cls(detail)
+    reference = logs.reference()
+    log.warning("upstream CA %s (reference %s): %s: %s", context, reference, code,
+                error.detail or error.description or "")
+    message = UPSTREAM_MESSAGES.get(code, f"the upstream CA answered {code}")
+    return cls(f"upstream CA {context}: {message}{note} (reference {reference}; "
+               "the CA's full answer is in the relay's log)")
 
 
 def order_problem(body: messages.Order, what: str) -> problems.AcmeProblem:

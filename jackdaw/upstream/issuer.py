@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,7 +60,7 @@ class OrderJob:
         if isinstance(outcome, Issued):
             self._store_certificate(ctx.subject_id, outcome.chain)
         elif isinstance(outcome, Failed):
-            self._record_failure(ctx.subject_id, outcome.problem)
+            self._record_failure(ctx.subject_id, outcome.error)
         else:
             assert isinstance(outcome, AwaitingCSR)  # the client's finalize queues this job again
 
@@ -81,14 +82,14 @@ class OrderJob:
         log.info("order %s: certificate issued, serial %x", order_id, leaf.serial_number,
                  extra={"order_id": order_id})
 
-    def _record_failure(self, order_id: str, problem: problems.AcmeProblem) -> None:
+    def _record_failure(self, order_id: str, error: dict[str, Any]) -> None:
         """A processing order becomes invalid; a ready one keeps the error for its finalize."""
         with self.sessions.begin() as s:
             order = s.get(Order, order_id, with_for_update=True)
             if order is not None:
-                states.upstream_failed(order, problem)
+                states.upstream_failed(order, error)
 
     def give_up(self, order_id: str, reason: str) -> None:
         problem = problems.ServerInternal("certificate issuance failed")
         self.leg2.abandon(JobKind.ORDER, order_id, problem)
-        self._record_failure(order_id, problem)
+        self._record_failure(order_id, problem.to_json())

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import josepy as jose
 import requests
@@ -82,6 +83,8 @@ class Issued:
 @dataclass(frozen=True)
 class Failed:
     problem: problems.AcmeProblem
+    #: the problem as stored, with ``retryAfter`` when the CA said when to come back
+    error: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class Leg2:
             if isinstance(exc, UpstreamFailed):
                 return self._fail(row, exc.problem)
             assert isinstance(exc, messages.Error)  # the only other refusal
-            return self._fail(row, problem_from_upstream(exc, "refused the order"), self._budget_refusal(row, exc))
+            return self._refused(row, exc)
 
     def abandon(self, owner_kind: str, owner_id: str, problem: problems.AcmeProblem) -> None:
         """The owner's job gave up: record why and take its DNS values back."""
@@ -160,9 +163,10 @@ class Leg2:
 
     def _step(self, ctx: JobContext, row: UpstreamOrder, csr: CSRSource) -> Outcome | None:
         if row.stage == Stage.DONE:
-            return Failed(problems.ServerInternal("upstream order already used"))
+            problem = problems.ServerInternal("upstream order already used")
+            return Failed(problem, problem.to_json())
         if row.stage == Stage.FAILED:
-            return Failed(problems.AcmeProblem.from_json(row.error or {}))
+            return Failed(problems.AcmeProblem.from_json(row.error or {}), row.error or {})
         client = self.upstream.client()
         if row.stage == Stage.NEW:
             ctx.guard()
@@ -351,20 +355,20 @@ class Leg2:
         for key, value in values.items():
             setattr(row, key, value)
 
-    def _budget_refusal(self, row: UpstreamOrder, error: messages.Error) -> datetime | None:
-        """A pause or a rate limit from the CA, recorded in the budget so the next orders for
-        these names are refused here; returns when a rate limit lifts."""
-        if self.budget is None:
-            return None
-        detail = str(error.detail or "")
-        with self.sessions.begin() as s:
-            if self.budget.paused(s, detail):
-                return None
-            if error.code != "rateLimited":
-                return None
-            until = retry_time(detail)
-            self.budget.rate_limited(s, row.names, detail, until)
-            return until
+    def _refused(self, row: UpstreamOrder, error: messages.Error) -> Failed:
+        """The CA refused the order. A pause or a rate limit is recorded in the budget, so the
+        next orders for these names are refused here, and told to the client in our words."""
+        retry, paused = None, []
+        if self.budget is not None:
+            detail = str(error.detail or "")
+            with self.sessions.begin() as s:
+                paused = self.budget.paused(s, detail)
+                if not paused and error.code == "rateLimited":
+                    retry = retry_time(detail)
+                    self.budget.rate_limited(s, row.names, detail, retry)
+        note = f"; paused for {', '.join(paused)} until the relay's operator unpauses it" if paused else ""
+        note += f"; retry after {retry:%Y-%m-%d %H:%M:%S} UTC" if retry else ""
+        return self._fail(row, problem_from_upstream(error, "refused the order", note), retry)
 
     def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem, retry: datetime | None = None) -> Failed:
         self.dns01.release(row.owner_id, str(row.id))
@@ -373,7 +377,7 @@ class Leg2:
             doc["retryAfter"] = retry.strftime("%Y-%m-%dT%H:%M:%SZ")
         self._save(row, stage=Stage.FAILED, error=doc, challenges=[])
         log.warning("%s %s: leg 2 failed: %s", row.owner_kind, row.owner_id, problem.detail, extra=_extra(row))
-        return Failed(problem)
+        return Failed(problem, doc)
 
 
 def reset_upstream_order(s: Session, queue: JobQueue, owner_kind: str, owner_id: str) -> None:

@@ -5,6 +5,7 @@ that mirror the upstream CA's."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import josepy as jose
@@ -289,13 +290,16 @@ def test_a_paused_account_is_detected_and_its_names_refused_locally(relay: Relay
     error = messages.Error(typ="urn:ietf:params:acme:error:rateLimited", detail=detail)
     leg2 = Leg2(rt.sessions, cast(Any, BrokenUpstream(error)), _dns01(rt), rt.budget)
     OrderJob(rt.sessions, leg2)(JobContext(1, JobKind.ORDER, order_url.rsplit("/", 1)[-1], 1, None))
-    assert ok(signer.post_as_get(order_url))["status"] == "invalid"
+    failed = ok(signer.post_as_get(order_url))
+    assert failed["status"] == "invalid" and "paused for" in failed["error"]["detail"]
+    assert "jwt=" not in failed["error"]["detail"]  # the unpause link is the operator's (the log, `jackdaw budget`)
     with rt.sessions() as s:
         pauses = {p.name: p.unpause_url for p in s.scalars(select(UpstreamPause))}
     assert pauses == {f"paused.{OK}": "https://portal.letsencrypt.org/sfe/v1/unpause?jwt=abc.def.ghi",
                       f"also.{OK}": "https://portal.letsencrypt.org/sfe/v1/unpause?jwt=abc.def.ghi"}
     doc = order_problem(signer, f"also.{OK}")
     assert doc["type"].endswith("rateLimited") and "paused" in doc["detail"]
+    assert "jwt=" not in doc["detail"]
     from jackdaw.ops import commands
 
     assert commands.check(rt.settings) == 0  # the operator's check names it
@@ -303,6 +307,27 @@ def test_a_paused_account_is_detected_and_its_names_refused_locally(relay: Relay
     with rt.sessions.begin() as s:
         assert Budget.unpause(s, [f"also.{OK}"]) == 1
     new_order(signer, f"also.{OK}")
+
+
+def test_an_upstream_rate_limit_reaches_the_client_with_its_time_not_the_cas_words(relay: Relay) -> None:
+    key = add_key(relay, "r", "*.ok.example.test")
+    signer = bound_signer(relay, key, 90)
+    order_url, order = ready_order(relay, signer, f"limited.{OK}")
+    ok(signer.post(order["finalize"], {"csr": csr_for(f"limited.{OK}")}))
+    rt = relay.runtime
+    until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    detail = (f"too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s, "
+              f"retry after {until:%Y-%m-%d %H:%M:%S} UTC: see https://letsencrypt.org/docs/rate-limits/ "
+              "(account https://acme-v02.api.letsencrypt.org/acme/acct/4711)")
+    error = messages.Error(typ="urn:ietf:params:acme:error:rateLimited", detail=detail)
+    leg2 = Leg2(rt.sessions, cast(Any, BrokenUpstream(error)), _dns01(rt), rt.budget)
+    OrderJob(rt.sessions, leg2)(JobContext(1, JobKind.ORDER, order_url.rsplit("/", 1)[-1], 1, None))
+    resp = signer.post_as_get(order_url)
+    failed = ok(resp)
+    assert failed["status"] == "invalid" and failed["error"]["type"].endswith("rateLimited")
+    assert f"retry after {until:%Y-%m-%d %H:%M:%S} UTC" in failed["error"]["detail"]
+    assert "4711" not in failed["error"]["detail"] and "reference " in failed["error"]["detail"]
+    assert 7000 < int(resp.headers["Retry-After"]) <= 7201
 
 
 def _dns01(rt: Runtime) -> DNS01:

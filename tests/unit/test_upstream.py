@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 import requests
 from acme import messages
@@ -23,13 +26,21 @@ from jackdaw.upstream.errors import UpstreamFailed, Verdict, problem_from_upstre
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_upstream_errors_keep_their_type(code: str, expected: type[problems.AcmeProblem], status: int) -> None:
-    error = messages.Error(typ=f"urn:ietf:params:acme:error:{code}", detail="too many certificates")
-    problem = problem_from_upstream(error, "refused the order")
+def test_upstream_errors_keep_their_type(code: str, expected: type[problems.AcmeProblem], status: int,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    secret = "too many certificates for acct/4711 (arn:aws:iam::123456789012:role/x)"
+    error = messages.Error(typ=f"urn:ietf:params:acme:error:{code}", detail=secret)
+    with caplog.at_level(logging.WARNING, logger="jackdaw.upstream.errors"):
+        problem = problem_from_upstream(error, "refused the order")
     assert type(problem) is expected
     assert problem.status == status
-    assert "too many certificates" in problem.detail
     assert problem.to_json()["type"].endswith(expected.code)
+    # the client gets a stable message and a reference; the CA's words only in the log
+    assert "4711" not in problem.detail and "arn:" not in problem.detail
+    reference = re.search(r"reference ([0-9a-f]{8})", problem.detail)
+    assert reference is not None, problem.detail
+    [line] = [r.getMessage() for r in caplog.records if reference.group(1) in r.getMessage()]
+    assert secret in line
 
 
 @pytest.mark.parametrize(
