@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -198,6 +199,73 @@ def test_an_oversized_body_gets_413_and_the_connection_survives(stack: Stack, fr
         conn.close()
     now = stack.relay.log_path.read_text().count("request body larger than")
     assert now == refused_by_jackdaw + (5 if front == "gunicorn" else 0), "nginx refuses first, never passing it on"
+
+
+#: more than gunicorn's request threads (JACKDAW_THREADS, 4 by default)
+SLOW_CLIENTS = 8
+
+
+def _slow_header_clients(connect: Callable[[], socket.socket], stop: threading.Event) -> list[threading.Thread]:
+    """Clients that send a request line, then one header line every 0.3 s, never the blank
+    line that ends the headers (slowloris)."""
+    def trickle() -> None:
+        with connect() as sock:
+            sock.sendall(b"GET /directory HTTP/1.1\r\nHost: " + DOMAIN.encode() + b"\r\n")
+            n = 0
+            while not stop.wait(0.3):
+                n += 1
+                try:
+                    sock.sendall(f"X-Slow-{n}: 1\r\n".encode())
+                except OSError:
+                    return
+
+    threads = [threading.Thread(target=trickle, daemon=True) for _ in range(SLOW_CLIENTS)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+@pytest.mark.parametrize("front", ["nginx", "gunicorn"])
+def test_nginx_shields_gunicorn_from_slow_header_clients(stack: Stack, front: str) -> None:
+    """Behind nginx, a slow-header client holds none of gunicorn's threads: nginx passes on only
+    whole requests, so others are served at once. Straight to gunicorn, a few such clients hold
+    every request thread (the README: gunicorn stays behind nginx)."""
+    context = tls_context(stack.bundle)
+
+    def connect() -> socket.socket:
+        if front == "gunicorn":
+            return socket.create_connection(("127.0.0.1", stack.relay.port), timeout=10)
+        raw = socket.create_connection(("127.0.0.1", stack.nginx.https_port), timeout=10)
+        return context.wrap_socket(raw, server_hostname=DOMAIN)
+
+    def served_within(seconds: float) -> bool:
+        conn: http.client.HTTPConnection
+        if front == "gunicorn":
+            conn = http.client.HTTPConnection("127.0.0.1", stack.relay.port, timeout=seconds)
+        else:
+            conn = PinnedHTTPSConnection(DOMAIN, stack.nginx.https_port, context=context, timeout=seconds)
+        try:
+            conn.request("GET", "/directory")
+            return conn.getresponse().status == 200
+        except OSError:  # TimeoutError: no thread took the request
+            return False
+        finally:
+            conn.close()
+
+    stop = threading.Event()
+    slow = _slow_header_clients(connect, stop)
+    try:
+        time.sleep(1.0)  # every slow client connected and trickling
+        served = [served_within(2.0) for _ in range(3)]
+    finally:
+        stop.set()
+        for t in slow:
+            t.join(10)
+    if front == "nginx":
+        assert served == [True] * 3
+    else:
+        assert served == [False] * 3, "gunicorn alone served others meanwhile: this test shows nothing"
+    wait_for("gunicorn serving again", lambda: served_within(5.0), 30)
 
 
 def test_certbot_issues_through_nginx(stack: Stack, tmp_path: Path) -> None:
