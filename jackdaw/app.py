@@ -9,12 +9,12 @@ from flask import Flask
 from sqlalchemy import event
 
 from jackdaw import logs
+from jackdaw import retention as retention_job
 from jackdaw.budget import Budget, settle_budget
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.nonces import NoncePool
-from jackdaw.nonces import sweep as sweep_nonces
 from jackdaw.protocol import jws
 from jackdaw.ra.validation import ValidationJob
 from jackdaw.relaycert import RelayCertificate, RelayCertJob
@@ -89,7 +89,12 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue.periodic.append((10.0, lambda: upstream.refresh_meta_if_due(UPSTREAM_META_REFRESH)))
     # removals are retried for as long as it takes: a value Jackdaw wrote is always removed
     queue.register(JobKind.DNS_ZONE, dns01.run_zone, dns01.give_up, max_attempts=30)
-    queue.periodic.append((60.0, lambda: sweep_nonces(engine)))
+    retention = retention_job.RetentionJob(sessions, retention_job.Retention(
+        order_age=timedelta(days=settings.retention_days) if settings.retention_days else None,
+        certificate_margin=timedelta(days=settings.retention_cert_margin_days),
+        bucket_periods=budget.bucket_periods()))
+    queue.register(JobKind.RETENTION, retention)
+    queue.periodic.append((retention_job.EVERY, lambda: queue.ask(JobKind.RETENTION, retention_job.SUBJECT)))
     queue.periodic.append((60.0, lambda: settle_budget(sessions, budget)))
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
     # the relay's own TLS certificate: first check at start (in the workers' periodic thread)

@@ -78,9 +78,13 @@ def set_key(names: list[str]) -> str:
     return "sha256:" + hashlib.sha256(",".join(sorted(set(names))).encode()).hexdigest()[:40]
 
 
+#: an EAB key's own quota (--orders-per-hour)
+CLIENT_ORDERS, CLIENT_ORDERS_PERIOD = "client-orders", 3600.0
+
+
 def client_limit(binding: EabKey) -> Limit | None:
     n = binding.orders_per_hour
-    return Limit("client-orders", n, 3600.0) if n else None
+    return Limit(CLIENT_ORDERS, n, CLIENT_ORDERS_PERIOD) if n else None
 
 
 @dataclass
@@ -95,6 +99,10 @@ class Budget:
         s = self.settings
         return [lim for lim in (s.budget_new_orders, s.budget_certs_per_domain, s.budget_certs_per_set,
                                 s.budget_failed_authz) if lim is not None]
+
+    def bucket_periods(self) -> dict[str, float]:
+        """Every limit's bucket name and refill period (for retention)."""
+        return {**{lim.name: lim.period for lim in self.limits()}, CLIENT_ORDERS: CLIENT_ORDERS_PERIOD}
 
     def certificate_wants(self, names: list[str], *, relay: bool = False) -> list[Want]:
         """What one certificate for ``names`` spends upstream (an order, the certificate)."""

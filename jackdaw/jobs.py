@@ -48,6 +48,7 @@ class JobKind(StrEnum):
     RELAY_CERT = "relay_cert"  # the relay's own certificate (subject: jackdaw.relaycert.job_subject)
     DNS_ZONE = "dns_zone"  # write, check and remove the TXT values of one zone (subject: zone)
     RENEWAL_INFO = "renewal_info"  # fetch the upstream's ARI window of one certificate (subject: certificate id)
+    RETENTION = "retention"  # prune what the relay no longer keeps (subject: jackdaw.retention.SUBJECT)
 
 
 MAX_ATTEMPTS = 8
@@ -334,6 +335,11 @@ class JobQueue:
                       .execution_options(synchronize_session=False))
             return JobContext(row.id, row.kind, row.subject_id, row.attempts + 1, self, row.generation, token,
                               row.created, renewed=asked)
+
+    def ask(self, kind: str, subject_id: str) -> None:
+        """``enqueue`` in a transaction of its own (periodic tasks)."""
+        with self.sessions.begin() as s:
+            self.enqueue(s, kind, subject_id)
 
     def try_claim(self, kind: str, subject_id: str) -> JobContext | None:
         """Claim the job (kind, subject) now unless a run holds it, creating its row if need be:

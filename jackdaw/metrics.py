@@ -87,6 +87,10 @@ BUDGET_REFUSALS = Counter(
     "jackdaw_budget_refusals", "Orders refused by the upstream budget before anything went upstream, by "
     "reason: the limit that was spent, or 'paused'", ["reason"], registry=REGISTRY,
 )
+PRUNED_ROWS = Counter(
+    "jackdaw_pruned_rows", "Rows deleted by retention (RETENTION_DAYS, RETENTION_CERT_MARGIN_DAYS), by table",
+    ["table"], registry=REGISTRY,
+)
 RELAY_CERT_FAILURES = Counter(
     "jackdaw_relay_cert_failures", "Failed attempts to obtain or renew the relay's own certificate (retried)",
     registry=REGISTRY,

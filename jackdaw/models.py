@@ -94,7 +94,7 @@ class Order(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
     #: lower-cased dns names, in the order the client sent them
     identifiers: Mapped[list[str]] = mapped_column(JSON)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -156,7 +156,7 @@ class Certificate(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
     serial: Mapped[str] = mapped_column(String(64), index=True)
     chain_pem: Mapped[str] = mapped_column(Text)
-    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revocation_reason: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -55,7 +55,3 @@ def redeem(session: Session, value: str) -> bool:
     stmt = delete(Nonce).where(Nonce.value == value, Nonce.expires > utcnow())
     return session.connection().execute(stmt).rowcount == 1
 
-
-def sweep(engine: Engine) -> int:
-    with engine.begin() as conn:
-        return conn.execute(delete(Nonce).where(Nonce.expires <= utcnow())).rowcount

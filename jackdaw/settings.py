@@ -233,6 +233,10 @@ class Settings:
     #: the upstream account's external account binding, for CAs that require one
     le_eab_kid: str | None = None
     le_eab_hmac_key: str | None = field(default=None, repr=False)
+    #: days after expiry (and the last change) that orders are kept; None = forever (RETENTION_DAYS=0)
+    retention_days: int | None = 30
+    #: days a certificate is kept after it expired
+    retention_cert_margin_days: int = 30
     #: how leg 2 proves names upstream: dns-01, dns-persist-01 (a record published once), or auto
     upstream_challenge: str = "dns-01"
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
@@ -320,5 +324,7 @@ class Settings:
             le_eab_kid=eab_kid,
             le_eab_hmac_key=eab_hmac,
             upstream_challenge=_upstream_challenge(env, dns_provider),
+            retention_days=envparse.integer(env, "RETENTION_DAYS", 30, minimum=0) or None,
+            retention_cert_margin_days=envparse.integer(env, "RETENTION_CERT_MARGIN_DAYS", 30, minimum=0),
             env=dict(env),
         )
