@@ -94,7 +94,9 @@ def build_app(settings: Settings | None = None) -> Flask:
         certificate_margin=timedelta(days=settings.retention_cert_margin_days),
         bucket_periods=budget.bucket_periods()))
     queue.register(JobKind.RETENTION, retention)
-    queue.periodic.append((retention_job.EVERY, lambda: queue.ask(JobKind.RETENTION, retention_job.SUBJECT)))
+    # due one period after it is first asked for: a start does not begin with pruning
+    queue.periodic.append((retention_job.EVERY, lambda: queue.ask(JobKind.RETENTION, retention_job.SUBJECT,
+                                                                   retention_job.EVERY)))
     queue.periodic.append((60.0, lambda: settle_budget(sessions, budget)))
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
     # the relay's own TLS certificate: first check at start (in the workers' periodic thread)

@@ -336,10 +336,10 @@ class JobQueue:
             return JobContext(row.id, row.kind, row.subject_id, row.attempts + 1, self, row.generation, token,
                               row.created, renewed=asked)
 
-    def ask(self, kind: str, subject_id: str) -> None:
+    def ask(self, kind: str, subject_id: str, delay: float = 0.0) -> None:
         """``enqueue`` in a transaction of its own (periodic tasks)."""
         with self.sessions.begin() as s:
-            self.enqueue(s, kind, subject_id)
+            self.enqueue(s, kind, subject_id, delay)
 
     def try_claim(self, kind: str, subject_id: str) -> JobContext | None:
         """Claim the job (kind, subject) now unless a run holds it, creating its row if need be:
