@@ -28,7 +28,7 @@ from jackdaw.upstream.renewal import RenewalInfoJob
 from jackdaw.upstream.revoker import RevokeJob
 from jackdaw.upstream.sequence import Leg2
 from jackdaw.va.http01 import HTTP01Validator
-from jackdaw.wfe import errors, ops
+from jackdaw.wfe import errors, ops, transaction
 from jackdaw.wfe.views import bp
 
 
@@ -113,4 +113,5 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)
     errors.register(app)
+    transaction.register(app)
     return app

@@ -1,22 +1,18 @@
-"""The one translation point from exceptions to responses, and headers every response gets."""
+"""The one translation point from exceptions to responses (the transaction: wfe.transaction)."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from jackdaw import nonces
 from jackdaw.protocol import jws, problems
 from jackdaw.protocol.constants import PROBLEM_CONTENT_TYPE
-from jackdaw.runtime import runtime
-from jackdaw.wfe import render
+from jackdaw.wfe import render, transaction
 
 log = logging.getLogger(__name__)
 
-#: jackdaw.wfe.ops (health, readiness, metrics): not ACME, so no ACME headers
-OPS_BLUEPRINT = "ops"
 #: an oversized body is read (and discarded) up to this much before the 413 goes out, so the
 #: answer never races a client, or nginx, still sending: the connection stays usable
 DRAIN_LIMIT = 1024 * 1024
@@ -54,13 +50,13 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(problems.AcmeProblem)
     def _acme(problem: problems.AcmeProblem) -> Response:
-        g.jackdaw_failed = True
+        transaction.failed()
         log.info("%s %s -> %s: %s", request.method, request.path, problem.code, problem.detail)
         return problem_response(problem)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        g.jackdaw_failed = True
+        transaction.failed()
         status = exc.code or 500
         if status == 413:  # a chunked body past MAX_CONTENT_LENGTH
             return problem_response(problems.BodyTooLarge(TOO_LARGE))
@@ -69,25 +65,6 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _internal(exc: Exception) -> Response:
-        g.jackdaw_failed = True
+        transaction.failed()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(problems.ServerInternal("internal error; see the relay's log"))
-
-    @app.after_request
-    def _acme_headers(resp: Response) -> Response:
-        if request.blueprint == OPS_BLUEPRINT:
-            return resp  # probes and scrapes: no transaction, and no nonce taken from the database
-        try:
-            session = g.get("db")
-            if session is not None:
-                if g.get("jackdaw_failed"):
-                    session.rollback()  # whatever a failed request changed is discarded, never half-kept
-                    if g.get("jackdaw_nonce"):
-                        nonces.redeem(session, g.jackdaw_nonce)  # ...but its nonce stays spent
-                session.commit()
-                session.close()
-            resp.headers["Replay-Nonce"] = runtime().nonces.take()
-        except Exception:
-            log.exception("could not finish the request's transaction or issue a nonce")
-        resp.headers.add("Link", f'<{render.url("directory")}>;rel="index"')
-        return resp

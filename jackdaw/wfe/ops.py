@@ -20,7 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from jackdaw import metrics
 from jackdaw.runtime import runtime
-from jackdaw.wfe.errors import OPS_BLUEPRINT
+from jackdaw.wfe.transaction import OPS_BLUEPRINT
 
 bp = Blueprint(OPS_BLUEPRINT, __name__)
 

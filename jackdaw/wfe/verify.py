@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import josepy as jose
-from flask import g, request
+from flask import request
 from sqlalchemy.orm import Session
 
-from jackdaw import nonces
 from jackdaw.models import Account
 from jackdaw.protocol import jws, problems
 from jackdaw.protocol.constants import JOSE_CONTENT_TYPE, Status
+from jackdaw.wfe import transaction
 
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -71,12 +71,9 @@ def _key_by_thumbprint(thumbprint: str, jwk_json: str) -> jose.JWK:
 
 def _finish(session: Session, parsed: jws.ParsedJWS, key: jose.JWK) -> None:
     jws.verify_signature(parsed, key)
-    value = jose.b64.b64encode(parsed.nonce).decode()
-    if not nonces.redeem(session, value):
+    # spent with the request's own commit, or again after its rollback (wfe.transaction)
+    if not transaction.spend_nonce(jose.b64.b64encode(parsed.nonce).decode()):
         raise problems.BadNonce("JWS has an invalid anti-replay nonce")
-    # Spent with the request's own commit; if the request fails, errors.py spends it again
-    # after the rollback. One transaction per request instead of two.
-    g.jackdaw_nonce = value
 
 
 def verify_self_signed(session: Session) -> tuple[Verified, dict[str, Any]]:

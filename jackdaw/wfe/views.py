@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.orm import Session, joinedload
 
 from jackdaw.jobs import JobKind
@@ -15,7 +15,7 @@ from jackdaw.protocol import problems
 from jackdaw.protocol.constants import PEM_CHAIN_CONTENT_TYPE, RETRY_AFTER_SECONDS, Status
 from jackdaw.ra import accounts, bindings, orders, renewal, revocation
 from jackdaw.runtime import runtime
-from jackdaw.wfe import render
+from jackdaw.wfe import render, transaction
 from jackdaw.wfe.verify import (
     verify_key_change,
     verify_post,
@@ -28,20 +28,6 @@ from jackdaw.wfe.verify import (
 bp = Blueprint("acme", __name__)
 ORDERS_PAGE_SIZE = 100
 _PAGE = re.compile(r"[0-9]{1,6}")
-
-
-def db() -> Session:
-    if "db" not in g:
-        g.db = runtime().sessions()
-    session: Session = g.db
-    return session
-
-
-@bp.teardown_app_request
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
 
 
 def _json(doc: dict[str, Any], status: int = 200, location: str | None = None,
@@ -78,13 +64,13 @@ def directory() -> Response:
 
 @bp.get("/acme/renewal-info", endpoint="renewal_info_base")
 @bp.get("/acme/renewal-info/<path:cert_id>")
+@transaction.committed
 def renewal_info(cert_id: str = "") -> Response:
     """RFC 9773 §4.2: the suggested window of a certificate this relay issued (unauthenticated GET)."""
-    session = db()
+    session = transaction.session()
     cert, window = renewal.window(session, cert_id)
     if window.stale:  # fetched again in the background; this answer is the last known one
         runtime().queue.enqueue(session, JobKind.RENEWAL_INFO, cert.id)
-        session.commit()
     resp = jsonify(window.to_json())
     resp.headers["Retry-After"] = str(window.retry_after)
     return resp
@@ -98,20 +84,21 @@ def new_nonce() -> Response:
 
 
 @bp.post("/acme/new-account")
+@transaction.committed
 def new_account() -> Response:
-    session = db()
+    session = transaction.session()
     verified, payload = verify_self_signed(session)
     account, created = accounts.new_account(session, verified.key, payload, url=render.url("new_account"),
                                             eab_required=runtime().settings.eab_required,
                                             requester=client_address())
-    session.commit()
     return _json(render.account_json(account), 201 if created else 200,
                  location=render.url("account", account_id=account.id))
 
 
 @bp.post("/acme/acct/<account_id>")
+@transaction.committed
 def account(account_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     verified = verify_post(session)
     acct = verified.account
     assert acct is not None
@@ -120,13 +107,13 @@ def account(account_id: str) -> Response:
     # POST-as-GET (empty payload) reads the account, as lego's QueryRegistration does
     if verified.parsed.payload != b"":
         accounts.update_account(acct, verified.parsed.payload_json())
-    session.commit()
     return _json(render.account_json(acct), location=render.url("account", account_id=acct.id))
 
 
 @bp.post("/acme/acct/<account_id>/orders")
+@transaction.committed
 def account_orders(account_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     acct = verify_post_as_get(session).account
     assert acct is not None
     if acct.id != account_id:
@@ -147,8 +134,9 @@ def _page_number() -> int:
 
 
 @bp.post("/acme/new-order")
+@transaction.committed
 def new_order() -> Response:
-    session = db()
+    session = transaction.session()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
     rt = runtime()
@@ -157,7 +145,6 @@ def new_order() -> Response:
     order = orders.new_order(session, verified.account, payload, settings,
                              binding=bindings.binding_of(session, verified.account), requester=client_address(),
                              budget=rt.budget, offered_profiles=meta.profiles if meta is not None else None)
-    session.commit()
     return _json(render.order_json(order), 201, location=render.url("order", order_id=order.id))
 
 
@@ -194,13 +181,14 @@ def _current(session: Session, order: Order | None, account: Account, what: str)
     """The account's own order, with expiry applied (and kept) before anyone looks at it."""
     found = orders.owned(order, account, what)
     if orders.enforce_expiry(found):
-        session.commit()
+        transaction.keep()
     return found
 
 
 @bp.post("/acme/order/<order_id>")
+@transaction.committed
 def order(order_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     acct = verify_post_as_get(session).account
     assert acct is not None
     found = session.get(Order, order_id, options=[joinedload(Order.authzs)])  # polled often: one query
@@ -208,21 +196,22 @@ def order(order_id: str) -> Response:
 
 
 @bp.post("/acme/order/<order_id>/finalize")
+@transaction.committed
 def finalize(order_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
-    # authorizations loaded now: the response is rendered from memory after the commit
+    # authorizations loaded with the order: the response renders them without more queries
     found = _current(session, session.get(Order, order_id, options=[joinedload(Order.authzs)]), verified.account,
                      "order")
     orders.finalize(session, runtime().queue, found, verified.account, payload, runtime().budget)
-    session.commit()
     return _order_response(found)
 
 
 @bp.post("/acme/authz/<authz_id>")
+@transaction.committed
 def authz(authz_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     verified = verify_post(session)
     assert verified.account is not None
     found = session.get(Authz, authz_id)
@@ -232,13 +221,13 @@ def authz(authz_id: str) -> Response:
         if verified.parsed.payload_json().get("status") != Status.DEACTIVATED:
             raise problems.Malformed("an authorization may only be updated to status 'deactivated'")
         orders.deactivate_authz(found)
-        session.commit()
     return _json(render.authz_json(found), retry_after=found.status == Status.PENDING)
 
 
 @bp.post("/acme/chall/<challenge_id>")
+@transaction.committed
 def challenge(challenge_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     verified = verify_post(session)
     assert verified.account is not None
     found = session.get(Challenge, challenge_id)
@@ -247,37 +236,37 @@ def challenge(challenge_id: str) -> Response:
     if verified.parsed.payload != b"":  # `{}` responds; an empty payload (POST-as-GET) only reads
         verified.parsed.payload_json()
         orders.respond_to_challenge(session, runtime().queue, found)
-        session.commit()
     return _json(render.challenge_json(found), retry_after=found.status == Status.PROCESSING,
                  links=[f'<{render.url("authz", authz_id=found.authz_id)}>;rel="up"'])
 
 
 @bp.post("/acme/key-change")
+@transaction.committed
 def key_change() -> Response:
-    session = db()
+    session = transaction.session()
     verified, inner = verify_key_change(session)
     acct = verified.account
     assert acct is not None
     accounts.change_key(session, acct, str(verified.parsed.kid), inner)
-    session.commit()
     return _json(render.account_json(acct), location=render.url("account", account_id=acct.id))
 
 
 @bp.post("/acme/revoke-cert")
+@transaction.committed
 def revoke_cert() -> Response:
-    session = db()
+    session = transaction.session()
     verified, payload = verify_revocation(session)
     cert, reason = revocation.parse_request(payload)
     stored = revocation.find_certificate(session, cert)
     revocation.authorize(stored, cert, verified.account, verified.key if verified.account is None else None)
     revocation.revoke(session, runtime().queue, stored, reason)
-    session.commit()
     return Response(status=200)
 
 
 @bp.post("/acme/cert/<cert_id>")
+@transaction.committed
 def certificate(cert_id: str) -> Response:
-    session = db()
+    session = transaction.session()
     acct = verify_post_as_get(session).account
     assert acct is not None
     cert = session.get(Certificate, cert_id)
