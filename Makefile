@@ -23,13 +23,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 
-# Debian packages: venv for the system python, the e2e test bed (Pebble, BIND, lego),
-# nginx for the reverse-proxy setup, pg_isready for the PostgreSQL check.
-DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego nginx postgresql-client ca-certificates systemd gettext-base
+# Debian packages: venv for the system python, the e2e test bed (Pebble, BIND; lego, acme-tiny,
+# uacme, dehydrated and Caddy as clients), nginx for the reverse-proxy setup, pg_isready for the
+# PostgreSQL check.
+DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego acme-tiny uacme dehydrated caddy nginx postgresql-client \
+	ca-certificates systemd gettext-base
 # what the tests and the demo execute from those packages
 PEBBLE := /usr/bin/pebble
 NAMED := /usr/sbin/named
 LEGO := /usr/bin/lego
+CLIENTS := $(LEGO) /usr/bin/acme-tiny /usr/bin/uacme /usr/bin/dehydrated /usr/bin/caddy
 PG_HOST := 127.0.0.1
 PG_PORT := 5432
 PG_URL := postgresql://postgres@$(PG_HOST):$(PG_PORT)/test
@@ -51,7 +54,10 @@ deps:
 	echo "deps: installing$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	$(SUDO) apt-get update -qq; \
-	$(SUDO) apt-get install -y -qq --no-install-recommends $$missing
+	$(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	case " $$missing " in *" caddy "*) \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now caddy.service || true; fi;; \
+	esac  # the package starts a Caddy on :80 and :443; the tests run their own
 
 venv: $(STAMP)
 
@@ -76,9 +82,9 @@ lint: venv
 precheck: precheck-tools precheck-postgres
 
 precheck-tools:
-	@for tool in $(PEBBLE) $(NAMED) $(LEGO); do \
+	@for tool in $(PEBBLE) $(NAMED) $(CLIENTS); do \
 	  [ -x "$$tool" ] || { echo "precheck: $$tool is missing; run 'make deps' (packages: $(DEB_PACKAGES))" >&2; exit 1; }; \
-	done; echo "precheck: pebble, named and lego present"
+	done; echo "precheck: pebble, named and the clients (lego, acme-tiny, uacme, dehydrated, caddy) present"
 
 precheck-postgres: venv
 	@pg_up() { \

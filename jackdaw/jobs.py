@@ -156,6 +156,8 @@ class JobQueue:
         #: time.monotonic() when jobs this process rescheduled fall due (a min-heap)
         self._timers: list[float] = []
         self._stop = threading.Event()
+        #: notified whenever a run of this process ends (request threads waiting for an outcome)
+        self._ran = threading.Condition()
         self._workers: list[threading.Thread] = []
         self._running: dict[str, JobContext] = {}
         self._running_lock = threading.Lock()
@@ -196,6 +198,15 @@ class JobQueue:
             self._pending_wakes += 1
             self._wake.notify()
 
+    def wait_for_a_run(self, timeout: float) -> None:
+        """Return when a run of this process ends, or after ``timeout`` s (runs elsewhere)."""
+        with self._ran:
+            self._ran.wait(timeout)
+
+    def _a_run_ended(self) -> None:
+        with self._ran:
+            self._ran.notify_all()
+
     def _wake_at(self, delay: float) -> None:
         """A job this process rescheduled falls due in ``delay`` s: claim then, not at a poll."""
         with self._wake:
@@ -219,6 +230,11 @@ class JobQueue:
             return False
 
     # -- run -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Job threads run in this process (not in tests that drain the queue by hand)."""
+        return bool(self._workers) and not self._stop.is_set()
 
     def start(self) -> None:
         if self._workers:
@@ -363,6 +379,12 @@ class JobQueue:
         self._reschedule(ctx, 0, None, progress=True)
 
     def run_once(self) -> bool:
+        ran = self._run_once()
+        if ran:
+            self._a_run_ended()
+        return ran
+
+    def _run_once(self) -> bool:
         ctx = self.claim()
         if ctx is None:
             return False

@@ -237,6 +237,10 @@ class Settings:
     retention_days: int | None = 30
     #: days a certificate is kept after it expired
     retention_cert_margin_days: int = 30
+    #: seconds a challenge or finalize response may wait for the work it started (jackdaw.wfe.settle)
+    response_wait: float = 5.0
+    #: gunicorn's request threads per worker (JACKDAW_THREADS): a response waits only while one is free
+    request_threads: int = 4
     #: how leg 2 proves names upstream: dns-01, dns-persist-01 (a record published once), or auto
     upstream_challenge: str = "dns-01"
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
@@ -324,6 +328,8 @@ class Settings:
             le_eab_kid=eab_kid,
             le_eab_hmac_key=eab_hmac,
             upstream_challenge=_upstream_challenge(env, dns_provider),
+            response_wait=envparse.number(env, "RESPONSE_WAIT", 5.0, minimum=0),
+            request_threads=envparse.integer(env, "JACKDAW_THREADS", 4, minimum=1),
             retention_days=envparse.integer(env, "RETENTION_DAYS", 30, minimum=0) or None,
             retention_cert_margin_days=envparse.integer(env, "RETENTION_CERT_MARGIN_DAYS", 30, minimum=0),
             env=dict(env),

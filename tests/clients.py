@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,7 @@ from acme import challenges, crypto_util, messages
 from acme import client as acme_client
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 BIN = Path(sys.executable).parent
 LEGO = "/usr/bin/lego"
@@ -150,3 +151,110 @@ def new_csr(names: list[str]) -> tuple[bytes, bytes]:
 
 def http01(authz: messages.AuthorizationResource) -> messages.ChallengeBody:
     return next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
+
+
+def _run(name: str, argv: list[str], timeout: float, env: dict[str, str] | None = None,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, env=_client_env(**(env or {})), capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+    if proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _key_and_csr(workdir: Path, names: list[str]) -> tuple[Path, Path]:
+    key_pem, csr_pem = new_csr(names)
+    (workdir / "domain.key").write_bytes(key_pem)
+    (workdir / "domain.csr").write_bytes(csr_pem)
+    return workdir / "domain.key", workdir / "domain.csr"
+
+
+def acme_tiny(workdir: Path, directory_url: str, names: list[str], *, webroot: Path, timeout: float = 120,
+              env: dict[str, str] | None = None) -> Issued:
+    """Debian's acme-tiny: an account key and a CSR made beforehand, the challenge file written
+    into ``webroot``/.well-known/acme-challenge, the chain on stdout. Its self-check fetch is
+    off (--disable-check): the test names resolve only through the test bed's BIND."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # acme-tiny signs RS256 only
+    (workdir / "account.key").write_bytes(account_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    key, csr = _key_and_csr(workdir, names)
+    challenges_dir = webroot / ".well-known" / "acme-challenge"
+    challenges_dir.mkdir(parents=True, exist_ok=True)
+    proc = _run("acme-tiny", ["/usr/bin/acme-tiny", "--account-key", str(workdir / "account.key"), "--csr", str(csr),
+                              "--acme-dir", str(challenges_dir), "--directory-url", directory_url,
+                              "--disable-check", "--quiet"], timeout, env)
+    return Issued(proc.stdout.encode(), key.read_bytes())
+
+
+def uacme(workdir: Path, directory_url: str, names: list[str], *, webroot: Path, timeout: float = 120,
+          env: dict[str, str] | None = None) -> Issued:
+    """Debian's uacme with its own hook script (uacme.sh) writing into ``webroot``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    challenges_dir = webroot / ".well-known" / "acme-challenge"
+    challenges_dir.mkdir(parents=True, exist_ok=True)
+    hook_env = {"UACME_CHALLENGE_PATH": str(challenges_dir), **(env or {})}
+    common = ["/usr/bin/uacme", "--confdir", str(workdir), "--acme-url", directory_url, "--yes", "--type", "EC",
+              "--hook", "/usr/share/uacme/uacme.sh"]
+    _run("uacme new", [*common, "new", "admin@example.test"], timeout, hook_env)
+    _run("uacme issue", [*common, "issue", *names], timeout, hook_env)
+    # GnuTLS writes the EC key's scalar with a leading zero, which cryptography refuses: the
+    # same key as OpenSSL re-encodes it
+    key = subprocess.run(["openssl", "pkey", "-in", str(workdir / "private" / names[0] / "key.pem")],
+                         capture_output=True, check=True).stdout
+    return Issued((workdir / names[0] / "cert.pem").read_bytes(), key)
+
+
+def dehydrated(workdir: Path, directory_url: str, names: list[str], *, webroot: Path, timeout: float = 120,
+               env: dict[str, str] | None = None) -> Issued:
+    """Debian's dehydrated (bash + curl + openssl) with WELLKNOWN pointing into ``webroot``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    challenges_dir = webroot / ".well-known" / "acme-challenge"
+    challenges_dir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "config"
+    config.write_text(f'CA="{directory_url}"\nBASEDIR="{workdir}"\nWELLKNOWN="{challenges_dir}"\n'
+                      'CHALLENGETYPE="http-01"\nKEY_ALGO="secp384r1"\nCONTACT_EMAIL="admin@example.test"\n')
+    _run("dehydrated --register", ["/usr/bin/dehydrated", "--config", str(config), "--register", "--accept-terms"],
+         timeout, env)
+    _run("dehydrated --cron", ["/usr/bin/dehydrated", "--config", str(config), "--cron",
+                               *[a for n in names for a in ("--domain", n)]], timeout, env)
+    live = workdir / "certs" / names[0]
+    return Issued((live / "fullchain.pem").read_bytes(), (live / "privkey.pem").read_bytes())
+
+
+def caddy(workdir: Path, directory_url: str, names: list[str], *, http_port: int, timeout: float = 120,
+          trusted_roots: Path | None = None) -> Issued:
+    """Debian's Caddy serving ``names``: it obtains their certificate at start (HTTP-01 on
+    ``http_port``, its only challenge here), which is read from its storage once written."""
+    from tests.testbed import free_port
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    roots = f"\n\t\ttrusted_roots {trusted_roots}" if trusted_roots else ""
+    (workdir / "Caddyfile").write_text(
+        "{\n\tadmin off\n\tskip_install_trust\n"
+        f"\thttp_port {http_port}\n\thttps_port {free_port()}\n\tstorage file_system {workdir / 'storage'}\n"
+        f"\temail admin@example.test\n\tcert_issuer acme {{\n\t\tdir {directory_url}\n"
+        f"\t\tdisable_tlsalpn_challenge{roots}\n\t}}\n}}\n\n"
+        f"{', '.join(names)} {{\n\tbind 127.0.0.1\n\trespond \"ok\"\n}}\n")
+    env = _client_env(HOME=str(workdir), XDG_DATA_HOME=str(workdir / "data"), XDG_CONFIG_HOME=str(workdir / "config"))
+    log = (workdir / "caddy.log").open("w")
+    proc = subprocess.Popen(["/usr/bin/caddy", "run", "--config", str(workdir / "Caddyfile"), "--adapter",
+                             "caddyfile"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = list((workdir / "storage" / "certificates").glob(f"*/{names[0]}/{names[0]}.crt"))
+            if found:
+                return Issued(found[0].read_bytes(), found[0].with_suffix(".key").read_bytes())
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"caddy got no certificate:\n{(workdir / 'caddy.log').read_text()[-4000:]}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import states
 from jackdaw.budget import Budget
@@ -117,3 +117,10 @@ def enforce_expiry(order: Order) -> bool:
     """Expired pending authorizations and unfinished orders are shown (and kept) as such."""
     return states.expire(order)
 
+
+def settled(sessions: sessionmaker[Session], model: type[Challenge] | type[Order], row_id: str) -> bool:
+    """The challenge or order has an outcome (read in a transaction of its own, so it sees what
+    job threads have committed since)."""
+    with sessions() as s:
+        status = s.scalar(select(model.status).where(model.id == row_id))
+    return status not in (Status.PENDING, Status.PROCESSING)

@@ -15,7 +15,7 @@ from jackdaw.protocol import problems
 from jackdaw.protocol.constants import PEM_CHAIN_CONTENT_TYPE, RETRY_AFTER_SECONDS, Status
 from jackdaw.ra import accounts, bindings, orders, renewal, revocation
 from jackdaw.runtime import runtime
-from jackdaw.wfe import render, transaction
+from jackdaw.wfe import render, settle, transaction
 from jackdaw.wfe.verify import (
     verify_key_change,
     verify_post,
@@ -205,6 +205,9 @@ def finalize(order_id: str) -> Response:
     found = _current(session, session.get(Order, order_id, options=[joinedload(Order.authzs)]), verified.account,
                      "order")
     orders.finalize(session, runtime().queue, found, verified.account, payload, runtime().budget)
+    transaction.keep()  # leg 2's job starts now
+    if settle.wait_until(lambda: orders.settled(runtime().sessions, Order, order_id)):
+        session.expire(found)  # the first look shows the certificate
     return _order_response(found)
 
 
@@ -236,6 +239,9 @@ def challenge(challenge_id: str) -> Response:
     if verified.parsed.payload != b"":  # `{}` responds; an empty payload (POST-as-GET) only reads
         verified.parsed.payload_json()
         orders.respond_to_challenge(session, runtime().queue, found)
+        transaction.keep()  # the validation job starts now
+        if settle.wait_until(lambda: orders.settled(runtime().sessions, Challenge, challenge_id)):
+            session.expire(found)  # the first look shows the outcome
     return _json(render.challenge_json(found), retry_after=found.status == Status.PROCESSING,
                  links=[f'<{render.url("authz", authz_id=found.authz_id)}>;rel="up"'])
 
