@@ -20,8 +20,10 @@ def _order(client, url: str) -> messages.Order:  # type: ignore[no-untyped-def]
 
 def test_killed_relay_resumes_issuance(bind: Bind, pebble: Pebble, tmp_path: Path) -> None:
     port = free_port()
-    # A 3 s minimum DNS wait holds the job mid-flight (TXT written, upstream not answered) for the kill.
-    env = relay_env(tmp_path, bind, pebble, port, JOB_LEASE_SECONDS="2", DNS_PROPAGATION_WAIT="3")
+    # A 3 s minimum DNS wait holds the job mid-flight (TXT written, upstream not answered) for the
+    # kill; the finalize response must not wait that out itself (RESPONSE_WAIT=0).
+    env = relay_env(tmp_path, bind, pebble, port, JOB_LEASE_SECONDS="2", DNS_PROPAGATION_WAIT="3",
+                    RESPONSE_WAIT="0")
     name = "recover.example.test"
     _, csr_pem = new_csr([name])
     relay = Relay(tmp_path, env).start()
