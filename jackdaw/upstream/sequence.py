@@ -54,8 +54,9 @@ from jackdaw.upstream.errors import (
 
 log = logging.getLogger(__name__)
 
-#: first poll of the CA after answering or finalizing, and the longest gap between polls
-POLL_FIRST = 0.25
+#: first poll of the CA after answering or finalizing (the gap then doubles), and the longest gap:
+#: a CA that takes milliseconds costs milliseconds, one that takes seconds about as many polls
+POLL_FIRST = 0.05
 POLL_MAX = 1.0
 AUTHZ_DEADLINE = timedelta(seconds=300)
 ISSUE_DEADLINE = timedelta(seconds=300)
@@ -303,7 +304,9 @@ class Leg2:
         body = fetch_order(client, row.url or "")
         if body.status == messages.STATUS_READY:
             ctx.guard()
-            finalize(client, body, request)
+            done = finalize(client, body, request)
+            if done.status == messages.STATUS_VALID and done.certificate:  # issued at once (Boulder may)
+                return Issued(post_as_get(client, done.certificate).text)
             self._save(row, status=messages.STATUS_PROCESSING.name, stage=Stage.ISSUE)
             raise Wait("upstream CA issuing", POLL_FIRST)
         if body.status == messages.STATUS_PENDING:  # its authorizations went away: authorize again
@@ -444,8 +447,11 @@ def answer(client: acme_client.ClientV2, url: str) -> None:
             raise
 
 
-def finalize(client: acme_client.ClientV2, body: messages.Order, csr: x509.CertificateSigningRequest) -> None:
-    client.net.post(body.finalize, messages.CertificateRequest(csr=csr), new_nonce_url=client.directory["newNonce"])
+def finalize(client: acme_client.ClientV2, body: messages.Order,
+             csr: x509.CertificateSigningRequest) -> messages.Order:
+    resp = client.net.post(body.finalize, messages.CertificateRequest(csr=csr),
+                           new_nonce_url=client.directory["newNonce"])
+    return messages.Order.from_json(resp.json())
 
 
 _RETRY_AT = re.compile(r"retry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)", re.IGNORECASE)
@@ -466,10 +472,10 @@ def retry_time(detail: str) -> datetime:
 
 
 def poll_delay(resp: requests.Response, row: UpstreamOrder) -> float:
-    """The CA's Retry-After, capped at POLL_MAX; without one, a gap growing with the time spent
-    in the stage (a quarter of it, from POLL_FIRST up to POLL_MAX)."""
+    """The CA's Retry-After, capped at POLL_MAX; without one, as long as the stage has lasted
+    so far (the gaps double), from POLL_FIRST up to POLL_MAX."""
     raw = resp.headers.get("Retry-After", "")
     if raw.isdigit():
         return min(float(raw), POLL_MAX)
     waited = (utcnow() - row.stage_since).total_seconds()
-    return min(max(POLL_FIRST, waited / 4), POLL_MAX)
+    return min(max(POLL_FIRST, waited), POLL_MAX)
