@@ -61,7 +61,7 @@ def certbot(workdir: Path, directory_url: str, names: list[str], *, standalone_p
 
 
 def lego(workdir: Path, directory_url: str, names: list[str], *, http_port: int, timeout: float = 120,
-         extra: list[str] | None = None) -> Issued:
+         extra: list[str] | None = None, env: dict[str, str] | None = None) -> Issued:
     """``extra``: more global options (e.g. --eab --kid K --hmac H)."""
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [LEGO, "--server", directory_url, "--email", "admin@example.test", "--accept-tos",
@@ -69,7 +69,7 @@ def lego(workdir: Path, directory_url: str, names: list[str], *, http_port: int,
     for name in names:
         argv += ["--domains", name]
     argv.append("run")
-    proc = subprocess.run(argv, env=_client_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, env=_client_env(**(env or {})), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"lego failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     certs = workdir / "certificates"
@@ -153,10 +153,9 @@ def http01(authz: messages.AuthorizationResource) -> messages.ChallengeBody:
     return next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
 
 
-def _run(name: str, argv: list[str], timeout: float, env: dict[str, str] | None = None,
-         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(argv, env=_client_env(**(env or {})), capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+def _run(name: str, argv: list[str], timeout: float,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, env=_client_env(**(env or {})), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -188,14 +187,15 @@ def acme_tiny(workdir: Path, directory_url: str, names: list[str], *, webroot: P
 
 
 def uacme(workdir: Path, directory_url: str, names: list[str], *, webroot: Path, timeout: float = 120,
-          env: dict[str, str] | None = None) -> Issued:
-    """Debian's uacme with its own hook script (uacme.sh) writing into ``webroot``."""
+          env: dict[str, str] | None = None, wrapper: list[str] | None = None) -> Issued:
+    """Debian's uacme with its own hook script (uacme.sh) writing into ``webroot``; ``wrapper``:
+    argv run in front of it (uacme's libcurl-gnutls trusts only the system's CA file)."""
     workdir.mkdir(parents=True, exist_ok=True)
     challenges_dir = webroot / ".well-known" / "acme-challenge"
     challenges_dir.mkdir(parents=True, exist_ok=True)
     hook_env = {"UACME_CHALLENGE_PATH": str(challenges_dir), **(env or {})}
-    common = ["/usr/bin/uacme", "--confdir", str(workdir), "--acme-url", directory_url, "--yes", "--type", "EC",
-              "--hook", "/usr/share/uacme/uacme.sh"]
+    common = [*(wrapper or []), "/usr/bin/uacme", "--confdir", str(workdir), "--acme-url", directory_url, "--yes",
+              "--type", "EC", "--hook", "/usr/share/uacme/uacme.sh"]
     _run("uacme new", [*common, "new", "admin@example.test"], timeout, hook_env)
     _run("uacme issue", [*common, "issue", *names], timeout, hook_env)
     # GnuTLS writes the EC key's scalar with a leading zero, which cryptography refuses: the
