@@ -123,6 +123,7 @@ demo: deps venv precheck-tools
 
 bench: deps venv precheck
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/ttc.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/clients.py
 	PYTHONPATH=$(CURDIR) $(BIN)/python bench/polling.py
 
 clean:

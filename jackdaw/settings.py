@@ -237,7 +237,7 @@ class Settings:
     retention_days: int | None = 30
     #: days a certificate is kept after it expired
     retention_cert_margin_days: int = 30
-    #: seconds a challenge or finalize response may wait for the work it started (jackdaw.wfe.settle)
+    #: seconds a challenge response, or a poll of a processing order, may wait for the work under way (wfe.settle)
     response_wait: float = 5.0
     #: gunicorn's request threads per worker (JACKDAW_THREADS): a response waits only while one is free
     request_threads: int = 4

@@ -2,10 +2,11 @@
 
 Clients that poll on an interval of their own (acme-tiny every 2 s, uacme and Caddy on a
 back-off) lose a whole interval when their first look at an authorization or an order comes a
-few milliseconds too early, though the relay's HTTP-01 check takes milliseconds and upstream
-finalize plus download a few hundred. So the challenge and finalize responses wait, up to
-``RESPONSE_WAIT`` seconds, for the job they started: the response then shows ``valid`` (or
-``invalid``) at once.
+few milliseconds too early, though the relay's HTTP-01 check takes milliseconds and leg 2 after
+finalize a few hundred. So the challenge response waits, up to ``RESPONSE_WAIT`` seconds, for
+the check it started, and a poll of a ``processing`` order for leg 2 to end: the client's look
+then shows ``valid`` (or ``invalid``). Not the finalize response: clients that sleep before
+their first poll (certbot, 1 s) would lose the wait on top of their sleep.
 
 Only while this process has request threads free: a wait ends as soon as every request thread
 is busy (JACKDAW_THREADS), so under load nothing waits and throughput is what it was. The
@@ -53,6 +54,12 @@ def _request_ends(_exc: BaseException | None) -> None:
 
 
 IN_FLIGHT = _InFlight()
+
+
+def waits() -> bool:
+    """Whether a request here would wait now (job threads run, RESPONSE_WAIT > 0, a thread free)."""
+    rt = runtime()
+    return rt.queue.running and rt.settings.response_wait > 0 and IN_FLIGHT.count < rt.settings.request_threads
 
 
 def wait_until(settled: Callable[[], bool]) -> bool:
