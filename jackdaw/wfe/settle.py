@@ -43,6 +43,9 @@ class _InFlight:
             self.count -= 1
 
 
+IN_FLIGHT = _InFlight()
+
+
 def _request_starts() -> None:
     IN_FLIGHT.enter()
     g.jackdaw_counted = True
@@ -53,9 +56,6 @@ def _request_ends(_exc: BaseException | None) -> None:
         IN_FLIGHT.leave()
 
 
-IN_FLIGHT = _InFlight()
-
-
 def waits() -> bool:
     """Whether a request here would wait now (job threads run, RESPONSE_WAIT > 0, a thread free)."""
     rt = runtime()
@@ -64,15 +64,13 @@ def waits() -> bool:
 
 def wait_until(settled: Callable[[], bool]) -> bool:
     """Wait for ``settled()`` (a read of the database), at most RESPONSE_WAIT seconds and only
-    while a request thread is free; True if it settled. Call after the request's commit: the
-    job it queued starts then."""
+    while ``waits()``; True if it settled. Call after the request's commit: the job it queued
+    starts then."""
     rt = runtime()
-    if not rt.queue.running:
-        return False  # no job thread here would do the work while this one waits
     deadline = time.monotonic() + rt.settings.response_wait
     while not settled():
         left = deadline - time.monotonic()
-        if left <= 0 or IN_FLIGHT.count >= rt.settings.request_threads:
+        if left <= 0 or not waits():  # no job thread here to do the work, or every thread is busy
             return False
         rt.queue.wait_for_a_run(min(LOOK_EVERY, left))
     return True
