@@ -31,8 +31,8 @@ UPSTREAM_MESSAGES = {
     "badCSR": "the upstream CA refused the CSR",
     "badPublicKey": "the upstream CA refused the CSR's public key",
     "dns": "the upstream CA could not look up a name's DNS records",
-    "unauthorized": "the upstream CA found the DNS-01 proof wrong or missing",
-    "incorrectResponse": "the upstream CA found the DNS-01 proof wrong",
+    "unauthorized": "the upstream CA did not accept the relay's authority or proof for a name",
+    "incorrectResponse": "the upstream CA found the relay's DNS proof wrong",
     "connection": "the upstream CA could not reach a name's DNS servers",
     "malformed": "the upstream CA found the relay's request malformed",
 }
