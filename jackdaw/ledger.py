@@ -17,13 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from jackdaw.envparse import ConfigError
 from jackdaw.models import BudgetBucket, utcnow
 
+#: Core, not the ORM, on this path: an order's budget take is part of every newOrder
+_BUCKETS: Table = BudgetBucket.__table__  # type: ignore[assignment]
 _PERIOD = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -121,11 +123,11 @@ def _rows(s: Session, wants: Sequence[Want], now: datetime) -> dict[tuple[str, s
     dialect = s.get_bind().dialect.name
     labels = {(w.limit.name, w.key): (w.limit, w.label) for w in wants}
     keys = sorted(labels)  # one lock order: no deadlocks
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(BudgetBucket.__table__)
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_BUCKETS)
     s.execute(ins.values([{"limit": name, "key": key, "tokens": float(labels[(name, key)][0].capacity),
                            "updated": now, "label": labels[(name, key)][1][:255] or None} for name, key in keys])
               .on_conflict_do_nothing(index_elements=["limit", "key"]))
-    t = BudgetBucket.__table__.c
+    t = _BUCKETS.c
     q = (select(t.limit, t.key, t.tokens, t.updated)
          .where(or_(*(and_(t.limit == name, t.key == key) for name, key in keys)))
          .order_by(t.limit, t.key))
@@ -138,8 +140,8 @@ def _rows(s: Session, wants: Sequence[Want], now: datetime) -> dict[tuple[str, s
 
 def _store(s: Session, rows: dict[tuple[str, str], _Bucket]) -> None:
     """Write the buckets back in one executemany."""
-    t = BudgetBucket.__table__.c
-    stmt = (update(BudgetBucket.__table__)
+    t = _BUCKETS.c
+    stmt = (update(_BUCKETS)
             .where(t.limit == bindparam("b_limit"), t.key == bindparam("b_key"))
             .values(tokens=bindparam("b_tokens"), updated=bindparam("b_updated")))
     s.execute(stmt, [{"b_limit": name, "b_key": key, "b_tokens": row.tokens, "b_updated": row.updated}
