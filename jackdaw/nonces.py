@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Connection, Engine, delete, insert
 from sqlalchemy.orm import Session
 
 from jackdaw.models import Nonce, utcnow
@@ -48,10 +48,11 @@ class NoncePool:
         self._filled = now
 
 
-def redeem(session: Session, value: str) -> bool:
+def redeem(on: Session | Connection, value: str) -> bool:
     """True once per issued, unexpired nonce: the DELETE's row count decides, atomically."""
     # on the session's connection (same transaction), but as Core: the ORM's bulk-delete
     # machinery costs more than the statement itself on this hottest of paths
     stmt = delete(Nonce).where(Nonce.value == value, Nonce.expires > utcnow())
-    return session.connection().execute(stmt).rowcount == 1
+    conn = on if isinstance(on, Connection) else on.connection()
+    return conn.execute(stmt).rowcount == 1
 

@@ -5,6 +5,14 @@ commits then (``committed``): a failed commit is the request's error, so a clien
 success for a change that was not kept. A request that fails is rolled back, but the nonce it
 presented stays spent (``spend_nonce`` remembers it and ``_finish`` spends it again on its own).
 Every ACME response, an error too, carries a fresh ``Replay-Nonce`` and the directory ``Link``.
+
+Views that only look (``reads``: order, authorization, certificate polls) run, on SQLite, in a
+deferred read transaction, with the nonce spent in a short write of its own: SQLite has one
+writer, and a poll holding the write lock for its whole view serialized every poll of every
+worker behind it. A read view that turns out to change something (an order found expired, an
+authorization deactivated) is run again as a writer: the changes of the first run are discarded
+and its nonce, spent already, is not asked for twice. PostgreSQL has row locks: there every view
+is one transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy.orm import Session
 
 from jackdaw import nonces
+from jackdaw.db import is_postgres
 from jackdaw.runtime import runtime
 from jackdaw.wfe import render
 
@@ -28,25 +37,49 @@ OPS_BLUEPRINT = "ops"
 P = ParamSpec("P")
 
 
+class _NeedsWrite(Exception):
+    """A read view is about to change something: run it again as a writer."""
+
+
 def session() -> Session:
     """The request's session, opened on first use."""
     if "db" not in g:
-        g.db = runtime().sessions()
+        rt = runtime()
+        # a read view's changes are never flushed: at its end they make it run again as a writer
+        g.db = rt.sessions(bind=rt.engine.execution_options(read_only=True), autoflush=False) \
+            if g.get("jackdaw_reads") else rt.sessions()
     s: Session = g.db
     return s
 
 
+def _changed(s: Session) -> bool:
+    return bool(s.new or s.dirty or s.deleted)
+
+
 def keep() -> None:
-    """Commit now what stays true whatever the rest of the request does (an order's expiry)."""
-    session().commit()
+    """Commit now what stays true whatever the rest of the request does (an order's expiry).
+
+    In a read view this ends the read (the next query sees what others committed since), and a
+    change makes it a writer."""
+    s = session()
+    if g.get("jackdaw_reads") and _changed(s):
+        raise _NeedsWrite
+    s.commit()
 
 
 def spend_nonce(value: str) -> bool:
     """Redeem the request's nonce in its transaction; True once per issued, unexpired nonce."""
-    if not nonces.redeem(session(), value):
-        return False
-    g.jackdaw_nonce = value
-    return True
+    if g.get("jackdaw_nonce") == value:
+        return True  # a read view run again as a writer: this request spent it already
+    if g.get("jackdaw_reads"):
+        with runtime().engine.begin() as conn:  # the write lock for one DELETE, not the whole view
+            spent = nonces.redeem(conn, value)
+        g.jackdaw_nonce_kept = spent
+    else:
+        spent = nonces.redeem(session(), value)
+    if spent:
+        g.jackdaw_nonce = value
+    return spent
 
 
 def failed() -> None:
@@ -67,6 +100,36 @@ def committed(view: Callable[P, Response]) -> Callable[P, Response]:
     return run
 
 
+def reads(view: Callable[P, Response]) -> Callable[P, Response]:
+    """An ACME view that normally changes nothing but its nonce (see the module's docstring)."""
+
+    @functools.wraps(view)
+    def run(*args: P.args, **kwargs: P.kwargs) -> Response:
+        if is_postgres(runtime().engine):
+            return committed(view)(*args, **kwargs)
+        g.jackdaw_reads = True
+        try:
+            resp = view(*args, **kwargs)
+            if "db" in g and _changed(g.db):
+                raise _NeedsWrite
+        except _NeedsWrite:
+            _discard()
+            g.jackdaw_reads = False
+            return committed(view)(*args, **kwargs)
+        if "db" in g:
+            g.db.commit()  # ends the read
+        return resp
+
+    return run
+
+
+def _discard() -> None:
+    s = g.pop("db", None)
+    if s is not None:
+        s.rollback()
+        s.close()
+
+
 def _finish(resp: Response) -> Response:
     if request.blueprint == OPS_BLUEPRINT:
         return resp  # probes and scrapes: no transaction, and no nonce taken from the database
@@ -75,7 +138,7 @@ def _finish(resp: Response) -> Response:
         if s is not None:
             if g.get("jackdaw_failed"):
                 s.rollback()  # whatever a failed request changed is discarded, never half-kept
-                if g.get("jackdaw_nonce"):
+                if g.get("jackdaw_nonce") and not g.get("jackdaw_nonce_kept"):
                     nonces.redeem(s, g.jackdaw_nonce)  # ...but its nonce stays spent
             s.commit()  # a committed view's is already done: this is the failure's nonce
             s.close()

@@ -39,7 +39,8 @@ def _parse_request() -> jws.ParsedJWS:
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype != JOSE_CONTENT_TYPE:
         raise problems.Malformed(f"Content-Type must be {JOSE_CONTENT_TYPE}")
-    parsed = jws.parse(request.get_data(cache=False)[: jws.MAX_BODY_BYTES + 1])
+    # cached: a read view run again as a writer (wfe.transaction.reads) parses it twice
+    parsed = jws.parse(request.get_data(cache=True)[: jws.MAX_BODY_BYTES + 1])
     if parsed.url != request.url:
         raise problems.Unauthorized(f"JWS 'url' {parsed.url!r} does not match the request URL {request.url!r}")
     return parsed

@@ -111,7 +111,7 @@ def account(account_id: str) -> Response:
 
 
 @bp.post("/acme/acct/<account_id>/orders")
-@transaction.committed
+@transaction.reads
 def account_orders(account_id: str) -> Response:
     session = transaction.session()
     acct = verify_post_as_get(session).account
@@ -186,7 +186,7 @@ def _current(session: Session, order: Order | None, account: Account, what: str)
 
 
 @bp.post("/acme/order/<order_id>")
-@transaction.committed
+@transaction.reads
 def order(order_id: str) -> Response:
     session = transaction.session()
     acct = verify_post_as_get(session).account
@@ -218,7 +218,7 @@ def finalize(order_id: str) -> Response:
 
 
 @bp.post("/acme/authz/<authz_id>")
-@transaction.committed
+@transaction.reads
 def authz(authz_id: str) -> Response:
     session = transaction.session()
     verified = verify_post(session)
@@ -276,7 +276,7 @@ def revoke_cert() -> Response:
 
 
 @bp.post("/acme/cert/<cert_id>")
-@transaction.committed
+@transaction.reads
 def certificate(cert_id: str) -> Response:
     session = transaction.session()
     acct = verify_post_as_get(session).account
