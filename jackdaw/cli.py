@@ -1,14 +1,17 @@
 """Operator commands (`jackdaw --help`): argument parsing and dispatch only.
 
-Database inspection and repair live in jackdaw.ops; exit codes: 0 ok, 1 the operation failed
-or the thing was not found, 2 configuration error.
+Database inspection and repair live in jackdaw.ops. Exit codes: 0 ok, 1 the operation failed,
+the thing was not found, or a check did not pass (`db current` not at head, `check --online`),
+2 configuration error (and bad arguments). Every failure is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from jackdaw import __version__
 from jackdaw.envparse import ConfigError
 from jackdaw.protocol.constants import Status
 
@@ -30,10 +33,17 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jackdaw", description="Jackdaw ACME relay operator commands")
+    parser = argparse.ArgumentParser(
+        prog="jackdaw", description="Jackdaw ACME relay operator commands",
+        epilog="exit codes: 0 ok, 1 failed (or a check did not pass), 2 configuration error")
+    parser.add_argument("--version", action="version", version=f"jackdaw {__version__}")
+    parser.add_argument("--env-file", metavar="PATH", default=os.environ.get("JACKDAW_ENV_FILE") or None,
+                        help="settings file the systemd unit reads (EnvironmentFile=); its values win over the "
+                             "environment and no ./.env is read (default: $JACKDAW_ENV_FILE)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    db = sub.add_parser("db", help="database schema (alembic): `upgrade` runs the migrations")
+    db = sub.add_parser("db", help="database schema (alembic): `upgrade` creates or migrates it, `current` "
+                                   "exits 1 unless it is at head")
     db.add_argument("action", choices=["upgrade", "current"])
 
     check = sub.add_parser("check", help="validate settings and the DNS provider configuration")
@@ -150,62 +160,77 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check" and args.json and not args.show:
         parser.error("--json: only with --show")
 
+    if args.env_file:
+        os.environ["JACKDAW_ENV_FILE"] = args.env_file  # read by jackdaw.settings, here and in what we run
+
+    from sqlalchemy.exc import SQLAlchemyError
+
     from jackdaw.ops import commands
-    from jackdaw.settings import Settings, database_url_from_env
 
     try:
-        if args.command == "db":
-            from jackdaw import migrate
-            from jackdaw.db import make_engine
-
-            url = database_url_from_env()
-            if args.action == "upgrade":
-                migrate.upgrade(url)
-            print("schema at head" if migrate.is_at_head(make_engine(url)) else "schema NOT at head")
-            return 0
-        if args.command == "accounts":
-            return commands.accounts(as_json=args.json)
-        if args.command == "orders":
-            return commands.orders(status=args.status, name=args.name, limit=args.limit, as_json=args.json)
-        if args.command == "certificates":
-            return commands.certificates(as_json=args.json)
-        if args.command == "order":
-            if args.action == "show":
-                return commands.order_show(args.order_id, as_json=args.json)
-            if args.action == "retry":
-                return commands.order_retry(args.order_id)
-            return commands.order_cancel(args.order_id)
-
-        if args.command == "eab":
-            if args.action == "add":
-                return commands.eab_add(args.name, args.allow, wildcards=args.wildcards, sources=args.source,
-                                        requester_in_dns=args.requester_in_dns,
-                                        orders_per_hour=args.orders_per_hour, profiles=args.profile,
-                                        as_json=args.json)
-            if args.action == "list":
-                return commands.eab_list(as_json=args.json)
-            return commands.eab_revoke(args.name)
-        settings = Settings.from_env()
-        if args.command == "budget":
-            if args.action == "unpause":
-                return commands.budget_unpause(args.names)
-            return commands.budget(settings, as_json=args.json)
-        if args.command == "dns-persist":
-            return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
-        if args.command == "relay-cert":
-            from jackdaw.relaycert import commands as relay_cert
-
-            return relay_cert.run(settings, args.action, force=getattr(args, "force", False),
-                                  as_json=getattr(args, "json", False))
-        from jackdaw.dns.registry import build_provider
-
-        provider = build_provider(settings.dns_provider, settings.env)
-        if args.command == "dns-check":
-            return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
-        return commands.check(settings, show=args.show, as_json=args.json)
+        return _dispatch(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except commands.Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # PostgreSQL down, a locked or corrupt SQLite file: one line
+        print(f"database error: {commands.one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from jackdaw.ops import commands
+    from jackdaw.settings import Settings, data_dir_is_default, database_url_from_env
+
+    if args.command == "db":
+        url = database_url_from_env()
+        if args.action == "upgrade":
+            return commands.db_upgrade(url, may_create_dir=data_dir_is_default())
+        return commands.db_current(url)
+    if args.command == "accounts":
+        return commands.accounts(as_json=args.json)
+    if args.command == "orders":
+        return commands.orders(status=args.status, name=args.name, limit=args.limit, as_json=args.json)
+    if args.command == "certificates":
+        return commands.certificates(as_json=args.json)
+    if args.command == "order":
+        if args.action == "show":
+            return commands.order_show(args.order_id, as_json=args.json)
+        if args.action == "retry":
+            return commands.order_retry(args.order_id)
+        return commands.order_cancel(args.order_id)
+
+    if args.command == "eab":
+        if args.action == "add":
+            return commands.eab_add(args.name, args.allow, wildcards=args.wildcards, sources=args.source,
+                                    requester_in_dns=args.requester_in_dns,
+                                    orders_per_hour=args.orders_per_hour, profiles=args.profile,
+                                    as_json=args.json)
+        if args.action == "list":
+            return commands.eab_list(as_json=args.json)
+        return commands.eab_revoke(args.name)
+    settings = Settings.from_env()
+    if args.command == "budget":
+        if args.action == "unpause":
+            return commands.budget_unpause(args.names)
+        return commands.budget(settings, as_json=args.json)
+    if args.command == "dns-persist":
+        return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
+    if args.command == "relay-cert":
+        from jackdaw.relaycert import commands as relay_cert
+
+        if args.action != "placeholder":
+            commands.require_database(settings.database_url)
+        return relay_cert.run(settings, args.action, force=getattr(args, "force", False),
+                              as_json=getattr(args, "json", False))
+    from jackdaw.dns.registry import build_provider
+
+    provider = build_provider(settings.dns_provider, settings.env)
+    if args.command == "dns-check":
+        return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
+    return commands.check(settings, show=args.show, as_json=args.json)
 
 
 if __name__ == "__main__":
