@@ -71,10 +71,13 @@ BAD_SETTINGS = [
     ("RELAY_DOMAIN", "", "required"),
     ("RFC2136_TSIG_SECRET", "not base64!", "base64"),
     ("DATABASE_URL", "mysql://root:pw@localhost/jackdaw", "only sqlite"),
+    ("RELAY_DOMAIN", "https://x.example.com/", "write RELAY_DOMAIN=x.example.com"),
+    ("ACME_EMAIL", "nonsense", "e-mail address"),
+    ("ALLOWED_DOMAINS", "*.example.com", "ALLOWED_DOMAINS=example.com"),
 ]
 
 
-@pytest.mark.parametrize(("key", "value", "says"), BAD_SETTINGS, ids=[k for k, _, _ in BAD_SETTINGS])
+@pytest.mark.parametrize(("key", "value", "says"), BAD_SETTINGS, ids=[f"{k}={v}" for k, v, _ in BAD_SETTINGS])
 def test_gunicorn_refuses_a_bad_setting_in_one_line(tmp_path: Path, key: str, value: str, says: str) -> None:
     """One line naming the variable, and 78: the status deploy/jackdaw.service does not restart."""
     from jackdaw.startup import CONFIG_EXIT
