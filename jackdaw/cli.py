@@ -46,9 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "exits 1 unless it is at head")
     db.add_argument("action", choices=["upgrade", "current"])
 
-    check = sub.add_parser("check", help="validate settings and the DNS provider configuration")
+    check = sub.add_parser("check", help="validate settings and the DNS provider configuration (--online: and "
+                                         "connect to the database, upstream CA, DNS provider and name servers)")
     check.add_argument("--show", action="store_true",
                        help="also print the effective configuration (secrets masked)")
+    check.add_argument("--online", action="store_true",
+                       help="connect, read-only: database at head, upstream directory over UPSTREAM_CA_BUNDLE, "
+                            "the bundle itself, DNS provider credentials, resolver and authoritative servers; "
+                            "exit 1 if any fails")
     _json_flag(check)
 
     dns_check = sub.add_parser(
@@ -159,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timeout: must be a positive number of seconds")
     if args.command == "check" and args.json and not args.show:
         parser.error("--json: only with --show")
+    if args.command == "check" and args.online and args.show:
+        parser.error("--online: not with --show")
 
     if args.env_file:
         os.environ["JACKDAW_ENV_FILE"] = args.env_file  # read by jackdaw.settings, here and in what we run
@@ -230,6 +237,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     provider = build_provider(settings.dns_provider, settings.env)
     if args.command == "dns-check":
         return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
+    if args.online:
+        commands.check(settings)  # the offline verdict and warnings first
+        return commands.check(settings, online=provider)
     return commands.check(settings, show=args.show, as_json=args.json)
 
 

@@ -141,6 +141,17 @@ def _passphrase(env: Mapping[str, str], key: str) -> bytes | None:
     return value.encode() if value else None
 
 
+def _readable_file(key: str, path: str) -> None:
+    """Readable by this user now (the unit's user: a root-only file would fail every call later)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: no such file {path!r}") from None
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {path!r}: {e.strerror}") from None
+
+
 def _domains(raw: str) -> tuple[str, ...]:
     return tuple(d.strip().lower().rstrip(".") for d in raw.split(",") if d.strip())
 
@@ -374,8 +385,8 @@ class Settings:
         data_dir = Path(env.get("DATA_DIR", "").strip() or "data")
         database_url = _database_url(env, data_dir)
         ca_bundle = env.get("UPSTREAM_CA_BUNDLE", "").strip() or None
-        if ca_bundle and not Path(ca_bundle).is_file():
-            raise ConfigError(f"UPSTREAM_CA_BUNDLE: no such file {ca_bundle!r}")
+        if ca_bundle:
+            _readable_file("UPSTREAM_CA_BUNDLE", ca_bundle)
         le_directory = env.get("LE_DIRECTORY", "").strip() or LE_PRODUCTION
         dns_provider = envparse.required(env, "DNS_PROVIDER").lower()
         eab_kid, eab_hmac = env.get("LE_EAB_KID", "").strip() or None, env.get("LE_EAB_HMAC_KEY", "").strip() or None

@@ -280,11 +280,22 @@ def dns_persist(settings: Settings, action: str, name: str, wildcard: bool = Fal
     return 0 if good else 1
 
 
-def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
-    """Settings (and the DNS provider, built by the caller) are valid; optionally show them."""
+def check(settings: Settings, show: bool = False, as_json: bool = False, online: DNSProvider | None = None) -> int:
+    """Settings (and the DNS provider, built by the caller) are valid; optionally show them;
+    with ``online`` (that provider), connect to what they name: exit 1 if anything fails."""
     if as_json and show:
         _emit(render.to_json(effective_config(settings)))
         return 0
+    if online is not None:
+        from jackdaw.ops.online import run_checks
+
+        outcomes = run_checks(settings, online)
+        for outcome in outcomes:
+            print(outcome.line(), file=sys.stdout if outcome.ok else sys.stderr)
+        failed = [o.name for o in outcomes if not o.ok]
+        _emit(f"online checks: {len(outcomes) - len(failed)} OK, {len(failed)} failed"
+              + (f" ({', '.join(failed)})" if failed else ""))
+        return 1 if failed else 0
     _emit(f"settings OK: relay {settings.relay_domain}, upstream {settings.le_directory}, "
           f"DNS provider {settings.dns_provider}, database {settings.database_url.split('://')[0]}")
     if not settings.eab_required and not settings.allowed_domains:
