@@ -28,6 +28,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _whole_days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _reasons() -> dict[int, str]:
+    from jackdaw.ra.revocation import REASONS
+
+    return REASONS
+
+
+def _revocation_reason(text: str) -> int:
+    by_name = {name.lower(): code for code, name in _reasons().items()}
+    code = int(text) if text.isdigit() else by_name.get(text.lower())
+    if code not in _reasons():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a reason a subscriber may give: "
+                                         + ", ".join(f"{n} ({c})" for c, n in _reasons().items()))
+    return code
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table (for scripts)")
 
@@ -75,7 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     orders.add_argument("--limit", type=_positive_int, metavar="N", help="at most N orders")
     _json_flag(orders)
 
-    _json_flag(sub.add_parser("certificates", help="list issued certificates, soonest expiry first"))
+    certificates = sub.add_parser("certificates", help="list issued certificates, soonest expiry first, the "
+                                                        "current one of each name set marked")
+    certificates.add_argument("--expiring-within", type=_whole_days, metavar="DAYS",
+                              help="only those that expire within DAYS days (expired ones included)")
+    certificates.add_argument("--name", metavar="NAME", help="only those for NAME (one of their names)")
+    _json_flag(certificates)
+
+    certificate = sub.add_parser("certificate", help="one certificate: revoke it")
+    certificate_sub = certificate.add_subparsers(dest="action", required=True)
+    revoke_cert = certificate_sub.add_parser(
+        "revoke", help="revoke it here at once (clients' revokeCert path) and upstream through the relay's job")
+    revoke_cert.add_argument("serial", metavar="SERIAL", help="hex serial, as `jackdaw certificates` shows it")
+    revoke_cert.add_argument("--reason", type=_revocation_reason, default=0, metavar="REASON",
+                             help="RFC 5280 reason: " + ", ".join(f"{n} ({c})" for c, n in _reasons().items())
+                                  + " (default unspecified)")
+
+    account = sub.add_parser("account", help="one client account: block or unblock it")
+    account_sub = account.add_subparsers(dest="action", required=True)
+    for action, text in (("block", "refuse every request the account signs (ACME unauthorized) until unblocked"),
+                         ("unblock", "lift the block")):
+        account_sub.add_parser(action, help=text).add_argument("account_id", metavar="ID")
 
     order = sub.add_parser("order", help="one order: show its history, retry or cancel it")
     order_sub = order.add_subparsers(dest="action", required=True)
@@ -142,13 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 ORDER_ACTIONS = ("show", "retry", "cancel")
+#: commands whose one positional argument is an id that may start with "-"
+ID_ACTIONS = {"order": ORDER_ACTIONS, "account": ("block", "unblock")}
 ORDER_OPTIONS = ("--json", "-h", "--help", "--")
 
 
 def _order_id_first_dash(argv: list[str]) -> list[str]:
     """Order ids are URL-safe base64 and may start with "-" (even "-h"): pass such an id to
     argparse after "--" so it is taken as the ID, not as an option."""
-    if len(argv) < 3 or argv[0] != "order" or argv[1] not in ORDER_ACTIONS or "--" in argv:
+    if len(argv) < 3 or argv[1] not in ID_ACTIONS.get(argv[0], ()) or "--" in argv:
         return argv
     rest = argv[2:]
     ids = [a for a in rest if a.startswith("-") and a not in ORDER_OPTIONS]
@@ -201,7 +248,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "orders":
         return commands.orders(status=args.status, name=args.name, limit=args.limit, as_json=args.json)
     if args.command == "certificates":
-        return commands.certificates(as_json=args.json)
+        return commands.certificates(as_json=args.json, expiring_within=args.expiring_within, name=args.name)
+    if args.command == "certificate":
+        return commands.certificate_revoke(args.serial, args.reason)
+    if args.command == "account":
+        return commands.account_block(args.account_id, blocked=args.action == "block")
     if args.command == "order":
         if args.action == "show":
             return commands.order_show(args.order_id, as_json=args.json)

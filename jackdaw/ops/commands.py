@@ -162,10 +162,31 @@ def orders(status: str | None = None, name: str | None = None, limit: int | None
 
 
 @_guard
-def certificates(as_json: bool = False) -> int:
+def certificates(as_json: bool = False, expiring_within: int | None = None, name: str | None = None) -> int:
     with database() as (_, sessions):
-        rows = queries.list_certificates(sessions)
+        rows = queries.list_certificates(sessions, expiring_within=expiring_within, name=name)
     _emit(render.to_json(rows) if as_json else render.certificates_text(rows))
+    return 0
+
+
+@_guard
+def account_block(account_id: str, blocked: bool) -> int:
+    with database(read_only=False) as (_, sessions):
+        actions.set_account_blocked(sessions, account_id, blocked)
+    _emit(f"account {account_id} " + ("blocked: every request it signs is refused with unauthorized"
+                                      if blocked else "unblocked"))
+    return 0
+
+
+@_guard
+def certificate_revoke(serial: str, reason: int) -> int:
+    from jackdaw.jobs import JobQueue
+    from jackdaw.ra.revocation import REASONS
+
+    with database(read_only=False) as (engine, sessions):
+        cert = actions.revoke_certificate(sessions, JobQueue(engine, sessions, threads=0), serial, reason)
+    _emit(f"certificate {cert.serial} revoked ({REASONS[reason]}); the running relay forwards it to the upstream "
+          "CA: `jackdaw certificates` shows UPSTREAM once it has")
     return 0
 
 
