@@ -2,6 +2,7 @@
 #
 #   make deps     Debian packages the tests and the demo use (skips apt when all are present)
 #   make venv     .venv with the pinned requirements and Jackdaw itself (editable)
+#   make install  production: .venv afresh from /usr/bin/python3, runtime requirements only (no test tools)
 #   make lint     ruff + mypy
 #   make test     deps + venv + lint + prerequisite check + the whole pytest suite (e2e included)
 #   make run      migrate the database, then serve with gunicorn (settings from the env / .env)
@@ -40,7 +41,14 @@ PG_URL := postgresql://postgres@$(PG_HOST):$(PG_PORT)/test
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 LINT_PATHS := jackdaw tests bench wsgi.py gunicorn.conf.py
 
-.PHONY: help deps venv lint precheck precheck-tools precheck-postgres test run demo bench clean
+# `make install`: the production venv the systemd unit runs (/opt/jackdaw/.venv in a clone at
+# /opt/jackdaw). Debian's python3, never the first python3 on PATH (a root-only pyenv shim would
+# leave the jackdaw user a venv it cannot run); needs only the python3-venv package.
+INSTALL_PYTHON ?= /usr/bin/python3
+INSTALL_VENV ?= $(CURDIR)/.venv
+PIP_QUIET := --disable-pip-version-check -q --no-cache-dir
+
+.PHONY: help deps venv install lint precheck precheck-tools precheck-postgres test run demo bench clean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -73,6 +81,22 @@ $(STAMP): $(REQUIREMENTS)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
 	@touch $@
+
+install:
+	@[ -x $(INSTALL_PYTHON) ] || { echo "install: no $(INSTALL_PYTHON); apt-get install python3 python3-venv" >&2; exit 1; }
+	@$(INSTALL_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "install: Jackdaw needs Python >= 3.11; $(INSTALL_PYTHON) is $$($(INSTALL_PYTHON) -V 2>&1)" >&2; exit 1; }
+	@$(INSTALL_PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+	  { echo "install: $(INSTALL_PYTHON) cannot create virtual environments: apt-get install python3-venv" >&2; exit 1; }
+	rm -rf $(INSTALL_VENV)  # afresh: a venv of another python, or with `make venv`'s test tools, goes
+	$(INSTALL_PYTHON) -m venv $(INSTALL_VENV)
+	$(INSTALL_VENV)/bin/python -m pip install $(PIP_QUIET) -r requirements.txt
+	@# editable, as in the Dockerfile: the `jackdaw` command finds migrations/ beside the package
+	$(INSTALL_VENV)/bin/python -m pip install $(PIP_QUIET) --no-deps -e .
+	@# whatever root's umask: the unit's User= reads the code and runs the venv, writes neither
+	chmod -R a+rX $(INSTALL_VENV) jackdaw migrations wsgi.py gunicorn.conf.py *.egg-info
+	chmod a+rX $(CURDIR)
+	@$(INSTALL_VENV)/bin/jackdaw --version >/dev/null && echo "install: $(INSTALL_VENV) ($$(du -sh $(INSTALL_VENV) | cut -f1)), $$($(INSTALL_VENV)/bin/jackdaw --version)"
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

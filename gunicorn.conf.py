@@ -5,6 +5,11 @@ import os
 import re
 from pathlib import Path
 
+if __name__ == "__config__":  # loaded by gunicorn (not by a test reading the defaults)
+    from jackdaw.startup import exit_on_bad_settings
+
+    exit_on_bad_settings()  # a bad setting: one line, exit 78, before anything binds or forks
+
 bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 # One worker x 4 threads by default (bench/polling.py on 2 cores): requests are short and

@@ -1,14 +1,17 @@
 """Operator commands (`jackdaw --help`): argument parsing and dispatch only.
 
-Database inspection and repair live in jackdaw.ops; exit codes: 0 ok, 1 the operation failed
-or the thing was not found, 2 configuration error.
+Database inspection and repair live in jackdaw.ops. Exit codes: 0 ok, 1 the operation failed,
+the thing was not found, or a check did not pass (`db current` not at head, `check --online`),
+2 configuration error (and bad arguments). Every failure is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from jackdaw import __version__
 from jackdaw.envparse import ConfigError
 from jackdaw.protocol.constants import Status
 
@@ -25,20 +28,57 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _whole_days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _reasons() -> dict[int, str]:
+    from jackdaw.ra.revocation import REASONS
+
+    return REASONS
+
+
+def _revocation_reason(text: str) -> int:
+    by_name = {name.lower(): code for code, name in _reasons().items()}
+    code = int(text) if text.isdigit() else by_name.get(text.lower())
+    if code not in _reasons():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a reason a subscriber may give: "
+                                         + ", ".join(f"{n} ({c})" for c, n in _reasons().items()))
+    return code
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table (for scripts)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jackdaw", description="Jackdaw ACME relay operator commands")
+    parser = argparse.ArgumentParser(
+        prog="jackdaw", description="Jackdaw ACME relay operator commands",
+        epilog="exit codes: 0 ok, 1 failed (or a check did not pass), 2 configuration error")
+    parser.add_argument("--version", action="version", version=f"jackdaw {__version__}")
+    parser.add_argument("--env-file", metavar="PATH", default=os.environ.get("JACKDAW_ENV_FILE") or None,
+                        help="settings file the systemd unit reads (EnvironmentFile=); its values win over the "
+                             "environment and no ./.env is read (default: $JACKDAW_ENV_FILE)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    db = sub.add_parser("db", help="database schema (alembic): `upgrade` runs the migrations")
+    db = sub.add_parser("db", help="database schema (alembic): `upgrade` creates or migrates it, `current` "
+                                   "exits 1 unless it is at head")
     db.add_argument("action", choices=["upgrade", "current"])
 
-    check = sub.add_parser("check", help="validate settings and the DNS provider configuration")
+    check = sub.add_parser("check", help="validate settings and the DNS provider configuration (--online: and "
+                                         "connect to the database, upstream CA, DNS provider and name servers)")
     check.add_argument("--show", action="store_true",
                        help="also print the effective configuration (secrets masked)")
+    check.add_argument("--online", action="store_true",
+                       help="connect, read-only: database at head, upstream directory over UPSTREAM_CA_BUNDLE, "
+                            "the bundle itself, DNS provider credentials, resolver and authoritative servers; "
+                            "exit 1 if any fails")
     _json_flag(check)
 
     dns_check = sub.add_parser(
@@ -60,7 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     orders.add_argument("--limit", type=_positive_int, metavar="N", help="at most N orders")
     _json_flag(orders)
 
-    _json_flag(sub.add_parser("certificates", help="list issued certificates, soonest expiry first"))
+    certificates = sub.add_parser("certificates", help="list issued certificates, soonest expiry first, the "
+                                                        "current one of each name set marked")
+    certificates.add_argument("--expiring-within", type=_whole_days, metavar="DAYS",
+                              help="only those that expire within DAYS days (expired ones included)")
+    certificates.add_argument("--name", metavar="NAME", help="only those for NAME (one of their names)")
+    _json_flag(certificates)
+
+    certificate = sub.add_parser("certificate", help="one certificate: revoke it")
+    certificate_sub = certificate.add_subparsers(dest="action", required=True)
+    revoke_cert = certificate_sub.add_parser(
+        "revoke", help="revoke it here at once (clients' revokeCert path) and upstream through the relay's job")
+    revoke_cert.add_argument("serial", metavar="SERIAL", help="hex serial, as `jackdaw certificates` shows it")
+    revoke_cert.add_argument("--reason", type=_revocation_reason, default=0, metavar="REASON",
+                             help="RFC 5280 reason: " + ", ".join(f"{n} ({c})" for c, n in _reasons().items())
+                                  + " (default unspecified)")
+
+    account = sub.add_parser("account", help="one client account: block or unblock it")
+    account_sub = account.add_subparsers(dest="action", required=True)
+    for action, text in (("block", "refuse every request the account signs (ACME unauthorized) until unblocked"),
+                         ("unblock", "lift the block")):
+        account_sub.add_parser(action, help=text).add_argument("account_id", metavar="ID")
 
     order = sub.add_parser("order", help="one order: show its history, retry or cancel it")
     order_sub = order.add_subparsers(dest="action", required=True)
@@ -127,13 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 ORDER_ACTIONS = ("show", "retry", "cancel")
+#: commands whose one positional argument is an id that may start with "-"
+ID_ACTIONS = {"order": ORDER_ACTIONS, "account": ("block", "unblock")}
 ORDER_OPTIONS = ("--json", "-h", "--help", "--")
 
 
 def _order_id_first_dash(argv: list[str]) -> list[str]:
     """Order ids are URL-safe base64 and may start with "-" (even "-h"): pass such an id to
     argparse after "--" so it is taken as the ID, not as an option."""
-    if len(argv) < 3 or argv[0] != "order" or argv[1] not in ORDER_ACTIONS or "--" in argv:
+    if len(argv) < 3 or argv[1] not in ID_ACTIONS.get(argv[0], ()) or "--" in argv:
         return argv
     rest = argv[2:]
     ids = [a for a in rest if a.startswith("-") and a not in ORDER_OPTIONS]
@@ -149,63 +211,87 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timeout: must be a positive number of seconds")
     if args.command == "check" and args.json and not args.show:
         parser.error("--json: only with --show")
+    if args.command == "check" and args.online and args.show:
+        parser.error("--online: not with --show")
+
+    if args.env_file:
+        os.environ["JACKDAW_ENV_FILE"] = args.env_file  # read by jackdaw.settings, here and in what we run
+
+    from sqlalchemy.exc import SQLAlchemyError
 
     from jackdaw.ops import commands
-    from jackdaw.settings import Settings, database_url_from_env
 
     try:
-        if args.command == "db":
-            from jackdaw import migrate
-            from jackdaw.db import make_engine
-
-            url = database_url_from_env()
-            if args.action == "upgrade":
-                migrate.upgrade(url)
-            print("schema at head" if migrate.is_at_head(make_engine(url)) else "schema NOT at head")
-            return 0
-        if args.command == "accounts":
-            return commands.accounts(as_json=args.json)
-        if args.command == "orders":
-            return commands.orders(status=args.status, name=args.name, limit=args.limit, as_json=args.json)
-        if args.command == "certificates":
-            return commands.certificates(as_json=args.json)
-        if args.command == "order":
-            if args.action == "show":
-                return commands.order_show(args.order_id, as_json=args.json)
-            if args.action == "retry":
-                return commands.order_retry(args.order_id)
-            return commands.order_cancel(args.order_id)
-
-        if args.command == "eab":
-            if args.action == "add":
-                return commands.eab_add(args.name, args.allow, wildcards=args.wildcards, sources=args.source,
-                                        requester_in_dns=args.requester_in_dns,
-                                        orders_per_hour=args.orders_per_hour, profiles=args.profile,
-                                        as_json=args.json)
-            if args.action == "list":
-                return commands.eab_list(as_json=args.json)
-            return commands.eab_revoke(args.name)
-        settings = Settings.from_env()
-        if args.command == "budget":
-            if args.action == "unpause":
-                return commands.budget_unpause(args.names)
-            return commands.budget(settings, as_json=args.json)
-        if args.command == "dns-persist":
-            return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
-        if args.command == "relay-cert":
-            from jackdaw.relaycert import commands as relay_cert
-
-            return relay_cert.run(settings, args.action, force=getattr(args, "force", False),
-                                  as_json=getattr(args, "json", False))
-        from jackdaw.dns.registry import build_provider
-
-        provider = build_provider(settings.dns_provider, settings.env)
-        if args.command == "dns-check":
-            return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
-        return commands.check(settings, show=args.show, as_json=args.json)
+        return _dispatch(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except commands.Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # PostgreSQL down, a locked or corrupt SQLite file: one line
+        print(f"database error: {commands.one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from jackdaw.ops import commands
+    from jackdaw.settings import Settings, data_dir_is_default, database_url_from_env
+
+    if args.command == "db":
+        url = database_url_from_env()
+        if args.action == "upgrade":
+            return commands.db_upgrade(url, may_create_dir=data_dir_is_default())
+        return commands.db_current(url)
+    if args.command == "accounts":
+        return commands.accounts(as_json=args.json)
+    if args.command == "orders":
+        return commands.orders(status=args.status, name=args.name, limit=args.limit, as_json=args.json)
+    if args.command == "certificates":
+        return commands.certificates(as_json=args.json, expiring_within=args.expiring_within, name=args.name)
+    if args.command == "certificate":
+        return commands.certificate_revoke(args.serial, args.reason)
+    if args.command == "account":
+        return commands.account_block(args.account_id, blocked=args.action == "block")
+    if args.command == "order":
+        if args.action == "show":
+            return commands.order_show(args.order_id, as_json=args.json)
+        if args.action == "retry":
+            return commands.order_retry(args.order_id)
+        return commands.order_cancel(args.order_id)
+
+    if args.command == "eab":
+        if args.action == "add":
+            return commands.eab_add(args.name, args.allow, wildcards=args.wildcards, sources=args.source,
+                                    requester_in_dns=args.requester_in_dns,
+                                    orders_per_hour=args.orders_per_hour, profiles=args.profile,
+                                    as_json=args.json)
+        if args.action == "list":
+            return commands.eab_list(as_json=args.json)
+        return commands.eab_revoke(args.name)
+    settings = Settings.from_env()
+    if args.command == "budget":
+        if args.action == "unpause":
+            return commands.budget_unpause(args.names)
+        return commands.budget(settings, as_json=args.json)
+    if args.command == "dns-persist":
+        return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
+    if args.command == "relay-cert":
+        from jackdaw.relaycert import commands as relay_cert
+
+        if args.action != "placeholder":
+            commands.require_database(settings.database_url)
+        return relay_cert.run(settings, args.action, force=getattr(args, "force", False),
+                              as_json=getattr(args, "json", False))
+    from jackdaw.dns.registry import build_provider
+
+    provider = build_provider(settings.dns_provider, settings.env)
+    if args.command == "dns-check":
+        return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
+    if args.online:
+        commands.check(settings)  # the offline verdict and warnings first
+        return commands.check(settings, online=provider)
+    return commands.check(settings, show=args.show, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,15 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
-def is_at_head(engine: Engine) -> bool:
+def revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's revision, the code's head)."""
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
     # read_only: a plain deferred BEGIN on SQLite (jackdaw.db), so a readiness probe never
     # waits for the write lock
     with engine.connect().execution_options(read_only=True) as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        return MigrationContext.configure(conn).get_current_revision(), head
+
+
+def is_at_head(engine: Engine) -> bool:
+    current, head = revisions(engine)
+    return current == head

@@ -87,6 +87,9 @@ class Account(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: the external account binding this account was created with, if any
     eab_kid: Mapped[str | None] = mapped_column(ForeignKey("eab_keys.kid"), nullable=True, index=True)
+    #: when the operator blocked it (`jackdaw account block`); None = not blocked. Beside the
+    #: RFC 8555 status, whose deactivated and revoked are final: a block can be lifted
+    blocked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Order(Base):

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -139,20 +141,139 @@ def _passphrase(env: Mapping[str, str], key: str) -> bytes | None:
     return value.encode() if value else None
 
 
+def _readable_file(key: str, path: str) -> None:
+    """Readable by this user now (the unit's user: a root-only file would fail every call later)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: no such file {path!r}") from None
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {path!r}: {e.strerror}") from None
+
+
 def _domains(raw: str) -> tuple[str, ...]:
     return tuple(d.strip().lower().rstrip(".") for d in raw.split(",") if d.strip())
 
 
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_EMAIL = re.compile(r"[^@\s:/<>\"]+@([^@\s]+)")
+
+
+def _url_host(text: str) -> str | None:
+    """The host of something written as a URL (``https://x.example.com/``), else None."""
+    if "://" not in text and "/" not in text:
+        return None
+    return urlsplit(text if "://" in text else "//" + text).hostname
+
+
+def _host_name(env: Mapping[str, str], key: str) -> str:
+    """A host name (not a URL, not host:port): the relay's public name."""
+    raw = envparse.required(env, key)
+    host = _url_host(raw)
+    if host is not None:
+        raise ConfigError(f"{key}: expected a host name, not a URL: write {key}={host}" if host else
+                          f"{key}: expected a host name, got {raw!r}")
+    name = raw.lower().rstrip(".")
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")) or len(name) > 253:
+        hint = f": write {key}={name.partition(':')[0]} (no port)" if ":" in name else ""
+        raise ConfigError(f"{key}: {raw!r} is not a host name{hint}")
+    return name
+
+
+def _email(env: Mapping[str, str], key: str) -> str:
+    raw = envparse.required(env, key)
+    address = raw.removeprefix("mailto:")
+    match = _EMAIL.fullmatch(address)
+    domain = match.group(1).lower().rstrip(".") if match else ""
+    if not domain or "." not in domain or not all(_LABEL.fullmatch(label) for label in domain.split(".")):
+        raise ConfigError(f"{key}: expected an e-mail address such as ops@example.com, got {raw!r} "
+                          "(the upstream CA refuses the account otherwise)")
+    return address
+
+
+def _base_domains(env: Mapping[str, str], key: str, wildcards: bool = False) -> tuple[str, ...]:
+    """ALLOWED_DOMAINS / WILDCARD_DOMAINS: DNS names; ``*.`` only where it means something."""
+    domains = _domains(env.get(key, ""))
+    for domain in domains:
+        base = domain.removeprefix("*.") if wildcards else domain
+        if base.startswith("*") or (not wildcards and "*" in base):
+            bare = base.lstrip("*.")
+            means = (f"wildcards for the names under {bare}; *.{bare} for that wildcard alone" if wildcards
+                     else f"it allows {bare} and every name under it")
+            raise ConfigError(f"{key}: {domain!r} is a pattern, which matches no name here: list the base "
+                              f"domain, {key}={bare} ({means})")
+        if _url_host(base) is not None:
+            raise ConfigError(f"{key}: {domain!r} is a URL: list domain names, e.g. {key}={_url_host(base)}")
+        try:
+            _dns_name(base)
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e}") from None
+    return domains
+
+
+def _resolver(env: Mapping[str, str], key: str) -> str | None:
+    from jackdaw.dns.resolver import parse_hostport  # a pure parser; settings imports no layer at load
+
+    raw = env.get(key, "").strip()
+    if not raw:
+        return None
+    if _url_host(raw) is not None:
+        raise ConfigError(f"{key}: expected host[:port], not a URL: write {key}={_url_host(raw)}")
+    try:
+        parse_hostport(raw, 53)
+    except ValueError as e:
+        raise ConfigError(f"{key}: expected host[:port], {e}") from None
+    return raw
+
+
+def check_database_url(url: str) -> str:
+    """Only the drivers Jackdaw ships (another would fail later with ModuleNotFoundError)."""
+    if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ConfigError("DATABASE_URL: only sqlite:/// and postgresql+psycopg:// URLs are supported, got "
+                          f"{url.partition(':')[0]}:...")
+    return url
+
+
 def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
-    return env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir.resolve()}/jackdaw.db"
+    return check_database_url(env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir.resolve()}/jackdaw.db")
+
+
+#: the environment file the systemd unit reads (EnvironmentFile=); the CLI's --env-file sets it
+ENV_FILE = "JACKDAW_ENV_FILE"
+
+
+def _read_env_file(path: str, key: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:  # dotenv_values says nothing of a missing file
+            handle.read(1)
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read {path!r}: {e.strerror}") from None
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def _merged_env(dotenv: str | None) -> dict[str, str]:
+    """The process environment with an environment file.
+
+    JACKDAW_ENV_FILE (the unit's EnvironmentFile, or the CLI's --env-file) wins over the
+    process environment, as systemd's EnvironmentFile= wins over Environment=, and no `.env`
+    is read then: the CLI sees exactly what the unit sees. Without it, `./.env` fills in only
+    what the environment leaves unset.
+    """
+    env_file = os.environ.get(ENV_FILE, "").strip()
+    if env_file:
+        return {**os.environ, **_read_env_file(env_file, ENV_FILE)}
     merged: dict[str, str] = {}
     if dotenv and Path(dotenv).is_file():
         merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
     merged.update(os.environ)
     return merged
+
+
+def data_dir_is_default(dotenv: str | None = ".env") -> bool:
+    """DATA_DIR and DATABASE_URL both unset: the database lives in ./data, which is ours to make."""
+    env = _merged_env(dotenv)
+    return not env.get("DATA_DIR", "").strip() and not env.get("DATABASE_URL", "").strip()
 
 
 def database_url_from_env(dotenv: str | None = ".env") -> str:
@@ -263,27 +384,25 @@ class Settings:
             raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         data_dir = Path(env.get("DATA_DIR", "").strip() or "data")
         database_url = _database_url(env, data_dir)
-        if not database_url.startswith(("sqlite", "postgresql")):
-            raise ConfigError("DATABASE_URL: only sqlite:/// and postgresql+psycopg:// URLs are supported")
         ca_bundle = env.get("UPSTREAM_CA_BUNDLE", "").strip() or None
-        if ca_bundle and not Path(ca_bundle).is_file():
-            raise ConfigError(f"UPSTREAM_CA_BUNDLE: no such file {ca_bundle!r}")
+        if ca_bundle:
+            _readable_file("UPSTREAM_CA_BUNDLE", ca_bundle)
         le_directory = env.get("LE_DIRECTORY", "").strip() or LE_PRODUCTION
         dns_provider = envparse.required(env, "DNS_PROVIDER").lower()
         eab_kid, eab_hmac = env.get("LE_EAB_KID", "").strip() or None, env.get("LE_EAB_HMAC_KEY", "").strip() or None
         if (eab_kid is None) != (eab_hmac is None):
             raise ConfigError(f"{'LE_EAB_HMAC_KEY' if eab_kid else 'LE_EAB_KID'}: set LE_EAB_KID and LE_EAB_HMAC_KEY "
                               "together (the upstream CA's external account binding)")
-        if not le_directory.startswith(("https://", "http://")):
+        if not le_directory.startswith(("https://", "http://")) or not urlsplit(le_directory).hostname:
             raise ConfigError(f"LE_DIRECTORY: expected an https:// URL, got {le_directory!r}")
         return cls(
-            relay_domain=envparse.required(env, "RELAY_DOMAIN").lower().rstrip("."),
-            acme_email=envparse.required(env, "ACME_EMAIL"),
+            relay_domain=_host_name(env, "RELAY_DOMAIN"),
+            acme_email=_email(env, "ACME_EMAIL"),
             dns_provider=dns_provider,
             le_directory=le_directory,
             dns_propagation_wait=envparse.number(env, "DNS_PROPAGATION_WAIT", 0.0, minimum=0),
-            allowed_domains=_domains(env.get("ALLOWED_DOMAINS", "")),
-            wildcard_domains=_domains(env.get("WILDCARD_DOMAINS", "")),
+            allowed_domains=_base_domains(env, "ALLOWED_DOMAINS"),
+            wildcard_domains=_base_domains(env, "WILDCARD_DOMAINS", wildcards=True),
             log_level=log_level,
             log_format=parse_log_format(env),
             challenge_http_port=envparse.integer(env, "CHALLENGE_HTTP_PORT", 80, minimum=1, maximum=65535),
@@ -296,7 +415,7 @@ class Settings:
             database_url=database_url,
             upstream_ca_bundle=ca_bundle,
             upstream_key_passphrase=_passphrase(env, "UPSTREAM_KEY_PASSPHRASE"),
-            dns_resolver=env.get("DNS_RESOLVER", "").strip() or None,
+            dns_resolver=_resolver(env, "DNS_RESOLVER"),
             dns_authoritative_port=envparse.integer(env, "DNS_AUTHORITATIVE_PORT", 53, minimum=1, maximum=65535),
             dns_propagation_timeout=envparse.number(env, "DNS_PROPAGATION_TIMEOUT", 120.0, minimum=1.0),
             dns_propagation_interval=envparse.number(env, "DNS_PROPAGATION_INTERVAL", 0.5, minimum=0.05),

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from jackdaw.db import rowcount
-from jackdaw.models import Authz, Challenge, Order, utcnow
+from jackdaw.models import Account, Authz, Challenge, Order, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
 
@@ -123,3 +123,19 @@ def cancel(order: Order, problem: problems.AcmeProblem) -> None:
         if authz.status == Status.PENDING:
             authz.status = Status.INVALID
     fail_order(order, problem.to_json())
+
+
+def block(account: Account) -> None:
+    """The operator's hold: every request the account signs is refused (`unauthorized`) until
+    it is lifted. Only a valid account: deactivated and revoked are final (RFC 8555 §7.1.6)."""
+    if account.status != Status.VALID:
+        raise ValueError(f"account {account.id} is {account.status}, which is final")
+    if account.blocked is not None:
+        raise ValueError(f"account {account.id} is already blocked (since {account.blocked:%Y-%m-%d %H:%M} UTC)")
+    account.blocked = utcnow()
+
+
+def unblock(account: Account) -> None:
+    if account.blocked is None:
+        raise ValueError(f"account {account.id} is not blocked")
+    account.blocked = None

@@ -87,6 +87,8 @@ class Relay:
 
     def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.env.get("DATA_DIR"):  # `db upgrade` makes no directory: systemd's StateDirectory= would
+            Path(self.env["DATA_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
         subprocess.run([str(BIN / "python"), "-m", "jackdaw.cli", "db", "upgrade"], cwd=ROOT, env=self.env,
                        check=True, capture_output=True)
         log = open(self.log_path, "ab")

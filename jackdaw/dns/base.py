@@ -51,6 +51,12 @@ class DNSProvider(ABC):
         for fqdn, value in records:
             self.cleanup(zone, fqdn, value)
 
+    def probe(self) -> str | None:
+        """One read-only call proving the credentials work (`jackdaw check --online`): what it
+        checked, or None where the provider has no such call (then `jackdaw dns-check NAME`
+        writes and removes a test record). Raise DNSProviderError when it fails."""
+        return None
+
     def pending(self, zone: str, records: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """The records whose change the provider still reports as in progress (Route 53's
         PENDING); one quick call, never a wait. The name servers are probed for the rest."""

@@ -1,4 +1,5 @@
-"""The state changes an operator may make: re-queue a stuck order's upstream job, cancel an order.
+"""The state changes an operator may make: re-queue a stuck order's upstream job, cancel an
+order, block or unblock an account, revoke a certificate.
 
 Each runs in one transaction with the order row locked (FOR UPDATE on PostgreSQL; SQLite
 transactions are BEGIN IMMEDIATE), so it cannot interleave with a finalize or a job's own
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import states
 from jackdaw.db import rowcount
 from jackdaw.jobs import JobKind, JobQueue
-from jackdaw.models import Job, Order, utcnow
+from jackdaw.models import Account, Certificate, Job, Order, utcnow
 from jackdaw.ops.queries import DnsRecordView, JobView, NotFound, job_view, order_dns_records, order_jobs
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
@@ -26,7 +27,7 @@ CANCEL_DETAIL = "cancelled by the operator"
 
 
 class Refused(Exception):
-    """The order is in a state where the action makes no sense; the message says why."""
+    """The object is in a state where the action makes no sense; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -122,3 +123,35 @@ def cancel_order(sessions: sessionmaker[Session], order_id: str) -> CancelResult
         records = [DnsRecordView(r.id, r.zone, r.fqdn, r.value, r.created) for r in order_dns_records(s, order.id)]
         assert order.error is not None
         return CancelResult(order.id, previous, dict(order.error), deleted, was_running, records)
+
+
+def set_account_blocked(sessions: sessionmaker[Session], account_id: str, blocked: bool) -> Account:
+    """`jackdaw account block|unblock ID`: the transition is jackdaw.states'."""
+    with sessions.begin() as s:
+        account = s.get(Account, account_id, with_for_update=True)
+        if account is None:
+            raise NotFound(f"no account {account_id!r}")
+        try:
+            (states.block if blocked else states.unblock)(account)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        return account
+
+
+def revoke_certificate(sessions: sessionmaker[Session], queue: JobQueue, serial: str, reason: int) -> Certificate:
+    """`jackdaw certificate revoke SERIAL`: recorded as a client's revokeCert is (jackdaw.ra.revocation),
+    and the same job forwards it upstream from the running relay."""
+    from jackdaw.ra import revocation
+
+    serial = serial.strip().lower().replace(":", "").lstrip("0") or "0"
+    with sessions.begin() as s:
+        found = list(s.scalars(select(Certificate).where(Certificate.serial == serial).with_for_update()))
+        if not found:
+            raise NotFound(f"no certificate with serial {serial!r} (`jackdaw certificates` lists them)")
+        if len(found) > 1:
+            raise Refused(f"{len(found)} certificates have serial {serial!r}")
+        try:
+            revocation.revoke(s, queue, found[0], reason)
+        except problems.AcmeProblem as exc:
+            raise Refused(exc.detail) from None
+        return found[0]

@@ -43,11 +43,47 @@ def _guard(fn: Callable[P, int]) -> Callable[P, int]:
         except (Failed, queries.NotFound, actions.Refused) as exc:
             print(f"error: {exc}", file=sys.stderr)
         except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            print(f"database error: {type(exc).__name__}: {detail}", file=sys.stderr)
+            print(f"database error: {one_line(exc)}", file=sys.stderr)
         return 1
 
     return wrapper
+
+
+def one_line(exc: SQLAlchemyError) -> str:
+    """The driver's first line (psycopg's 'connection refused' ...), its password masked."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return mask_url(f"{type(exc).__name__}: {lines[0] if lines else 'no detail'}")
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for PostgreSQL and in-memory SQLite); ConfigError if unparseable."""
+    from jackdaw.settings import check_database_url
+
+    check_database_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL: {mask_url(url)!r}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+def require_database(url: str) -> None:
+    """Refuse, without creating anything, a database `jackdaw db upgrade` has not made."""
+    path = _sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise Failed(f"no database at {path} (DATABASE_URL / DATA_DIR{_env_file_hint()}); "
+                     f"`jackdaw db upgrade` creates it")
+
+
+def _env_file_hint() -> str:
+    import os
+
+    from jackdaw.settings import ENV_FILE
+
+    env_file = os.environ.get(ENV_FILE, "").strip()
+    return f" from {env_file}" if env_file else ", no --env-file / JACKDAW_ENV_FILE given"
 
 
 @contextmanager
@@ -58,16 +94,7 @@ def database(database_url: str | None = None, read_only: bool = True) -> Iterato
     from jackdaw.settings import database_url_from_env
 
     url = database_url or database_url_from_env()
-    if not url.startswith(("sqlite", "postgresql")):
-        raise ConfigError("DATABASE_URL: only sqlite:/// and postgresql+psycopg:// URLs are supported")
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"DATABASE_URL: not a database URL: {mask_url(url)!r}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).is_file():
-            raise Failed(f"no database at {parsed.database} (DATABASE_URL / DATA_DIR); "
-                         f"`jackdaw db upgrade` creates it")
+    require_database(url)
     engine = make_engine(url)
     try:
         if not migrate.is_at_head(engine.execution_options(read_only=True)):
@@ -76,6 +103,41 @@ def database(database_url: str | None = None, read_only: bool = True) -> Iterato
         yield engine, make_sessionmaker(bind)
     finally:
         engine.dispose()
+
+
+@_guard
+def db_upgrade(url: str, may_create_dir: bool) -> int:
+    """The only command that creates a database. Its directory must exist (systemd's
+    StateDirectory= makes DATA_DIR), except the default ./data of a checkout: a mistyped
+    DATA_DIR is reported instead of becoming a second, empty database."""
+    from jackdaw import migrate
+
+    path = _sqlite_path(url)
+    if path is not None and not path.parent.is_dir() and not may_create_dir:
+        raise Failed(f"the database's directory {path.parent} does not exist (DATA_DIR / DATABASE_URL); "
+                     "create it (systemd's StateDirectory= does) or correct the setting")
+    migrate.upgrade(url)
+    return db_current(url)
+
+
+@_guard
+def db_current(url: str) -> int:
+    """Exit 0 only at head: a deploy script can wait on it."""
+    from jackdaw import migrate
+    from jackdaw.db import make_engine
+
+    require_database(url)
+    engine = make_engine(url)
+    try:
+        current, head = migrate.revisions(engine)
+    finally:
+        engine.dispose()
+    if current == head:
+        _emit(f"schema at head ({head})")
+        return 0
+    print(f"schema NOT at head: database at {current or 'no revision'}, code at {head}; "
+          "run `jackdaw db upgrade`", file=sys.stderr)
+    return 1
 
 
 def _emit(text: str) -> None:
@@ -100,10 +162,31 @@ def orders(status: str | None = None, name: str | None = None, limit: int | None
 
 
 @_guard
-def certificates(as_json: bool = False) -> int:
+def certificates(as_json: bool = False, expiring_within: int | None = None, name: str | None = None) -> int:
     with database() as (_, sessions):
-        rows = queries.list_certificates(sessions)
+        rows = queries.list_certificates(sessions, expiring_within=expiring_within, name=name)
     _emit(render.to_json(rows) if as_json else render.certificates_text(rows))
+    return 0
+
+
+@_guard
+def account_block(account_id: str, blocked: bool) -> int:
+    with database(read_only=False) as (_, sessions):
+        actions.set_account_blocked(sessions, account_id, blocked)
+    _emit(f"account {account_id} " + ("blocked: every request it signs is refused with unauthorized"
+                                      if blocked else "unblocked"))
+    return 0
+
+
+@_guard
+def certificate_revoke(serial: str, reason: int) -> int:
+    from jackdaw.jobs import JobQueue
+    from jackdaw.ra.revocation import REASONS
+
+    with database(read_only=False) as (engine, sessions):
+        cert = actions.revoke_certificate(sessions, JobQueue(engine, sessions, threads=0), serial, reason)
+    _emit(f"certificate {cert.serial} revoked ({REASONS[reason]}); the running relay forwards it to the upstream "
+          "CA: `jackdaw certificates` shows UPSTREAM once it has")
     return 0
 
 
@@ -218,11 +301,22 @@ def dns_persist(settings: Settings, action: str, name: str, wildcard: bool = Fal
     return 0 if good else 1
 
 
-def check(settings: Settings, show: bool = False, as_json: bool = False) -> int:
-    """Settings (and the DNS provider, built by the caller) are valid; optionally show them."""
+def check(settings: Settings, show: bool = False, as_json: bool = False, online: DNSProvider | None = None) -> int:
+    """Settings (and the DNS provider, built by the caller) are valid; optionally show them;
+    with ``online`` (that provider), connect to what they name: exit 1 if anything fails."""
     if as_json and show:
         _emit(render.to_json(effective_config(settings)))
         return 0
+    if online is not None:
+        from jackdaw.ops.online import run_checks
+
+        outcomes = run_checks(settings, online)
+        for outcome in outcomes:
+            print(outcome.line(), file=sys.stdout if outcome.ok else sys.stderr)
+        failed = [o.name for o in outcomes if not o.ok]
+        _emit(f"online checks: {len(outcomes) - len(failed)} OK, {len(failed)} failed"
+              + (f" ({', '.join(failed)})" if failed else ""))
+        return 1 if failed else 0
     _emit(f"settings OK: relay {settings.relay_domain}, upstream {settings.le_directory}, "
           f"DNS provider {settings.dns_provider}, database {settings.database_url.split('://')[0]}")
     if not settings.eab_required and not settings.allowed_domains:

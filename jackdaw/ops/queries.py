@@ -6,13 +6,13 @@ Nothing here prints or changes a row; ``jackdaw.ops.render`` turns the results i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from jackdaw import ledger
+from jackdaw import inventory, ledger
 from jackdaw.jobs import JobKind
 from jackdaw.models import (
     Account,
@@ -41,6 +41,8 @@ class AccountView:
     contact: list[str]
     created: datetime
     orders: int
+    #: when the operator blocked it (`jackdaw account block`), else None
+    blocked: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class CertificateView:
     upstream_revoked: datetime | None
     order_id: str
     account_id: str
+    #: the current certificate of its name set (jackdaw.inventory): the one its hosts should serve
+    current: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def list_accounts(sessions: sessionmaker[Session]) -> list[AccountView]:
     )
     with sessions() as s:
         return [
-            AccountView(a.id, a.status, list(a.contact or []), a.created, int(n))
+            AccountView(a.id, a.status, list(a.contact or []), a.created, int(n), a.blocked)
             for a, n in s.execute(q)
         ]
 
@@ -182,22 +186,30 @@ def _leg2_of_order() -> Any:
     return (UpstreamOrder.owner_kind == JobKind.ORDER) & (UpstreamOrder.owner_id == Order.id)
 
 
-def _certificate_view(cert: Certificate, order: Order, now: datetime) -> CertificateView:
+def _certificate_view(cert: Certificate, order: Order, now: datetime, current: bool = False) -> CertificateView:
     return CertificateView(
         serial=cert.serial, names=list(order.identifiers), not_after=cert.not_after,
         days_left=_days_left(cert.not_after, now), expired=cert.not_after <= now, revoked=cert.revoked,
         revocation_reason=cert.revocation_reason, upstream_revoked=cert.upstream_revoked, order_id=order.id,
-        account_id=order.account_id,
+        account_id=order.account_id, current=current,
     )
 
 
-def list_certificates(sessions: sessionmaker[Session], now: datetime | None = None) -> list[CertificateView]:
-    """Every issued certificate, soonest expiry first (as `certbot certificates`)."""
+def list_certificates(sessions: sessionmaker[Session], now: datetime | None = None,
+                      expiring_within: int | None = None, name: str | None = None) -> list[CertificateView]:
+    """Every issued certificate, soonest expiry first (as `certbot certificates`), each marked
+    if it is its name set's current one; optionally only those expiring within
+    ``expiring_within`` days (expired ones included) and those naming ``name``."""
     now = now or utcnow()
     q = select(Certificate, Order).join(Order, Certificate.order_id == Order.id).order_by(
         Certificate.not_after, Certificate.serial)
+    if expiring_within is not None:
+        q = q.where(Certificate.not_after <= now + timedelta(days=expiring_within))
+    wanted = name.strip().lower().rstrip(".") if name else None
     with sessions() as s:
-        return [_certificate_view(cert, order, now) for cert, order in s.execute(q)]
+        current = {c.certificate_id for c in inventory.current_certificates(s, now)}
+        return [_certificate_view(cert, order, now, cert.id in current) for cert, order in s.execute(q)
+                if wanted is None or wanted in (n.lower() for n in order.identifiers)]
 
 
 def job_view(job: Job) -> JobView:

@@ -93,7 +93,8 @@ def accounts_text(rows: Sequence[AccountView]) -> str:
         return "no accounts"
     return table(
         ["ID", "STATUS", "CONTACT", "CREATED", "ORDERS"],
-        [[a.id, a.status, ", ".join(a.contact) or "-", when(a.created), str(a.orders)] for a in rows],
+        [[a.id, a.status + (", blocked" if a.blocked else ""), ", ".join(a.contact) or "-", when(a.created),
+          str(a.orders)] for a in rows],
     )
 
 
@@ -117,9 +118,9 @@ def certificates_text(rows: Sequence[CertificateView]) -> str:
     if not rows:
         return "no certificates"
     return table(
-        ["SERIAL", "NOT AFTER", "DAYS LEFT", "REVOKED", "ORDER", "NAMES"],
-        [[c.serial, when(c.not_after), days_left(c), when(c.revoked) if c.revoked else "no", c.order_id,
-          names(c.names)] for c in rows],
+        ["SERIAL", "NOT AFTER", "DAYS LEFT", "REVOKED", "CURRENT", "ORDER", "NAMES"],
+        [[c.serial, when(c.not_after), days_left(c), when(c.revoked) if c.revoked else "no",
+          "current" if c.current else "-", c.order_id, names(c.names)] for c in rows],
     )
 
 

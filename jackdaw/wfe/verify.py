@@ -56,6 +56,8 @@ def _account_for_kid(session: Session, kid: str) -> Account:
         raise problems.AccountDoesNotExist(f"no account at {kid}")
     if account.status != Status.VALID:
         raise problems.Unauthorized(f"account is {account.status}")
+    if account.blocked is not None:
+        raise problems.Unauthorized("account is blocked by the relay's operator")
     return account
 
 

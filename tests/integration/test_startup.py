@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,35 @@ def test_the_database_jackdaw_creates_is_its_owners_alone(tmp_path: Path) -> Non
     files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data.iterdir()}
     assert {"jackdaw.db", "jackdaw.db-wal", "jackdaw.db-shm"} <= set(files), files
     assert all(mode == 0o600 for name, mode in files.items() if name.startswith("jackdaw.db")), files
+
+
+# -- through gunicorn, as systemd starts it -----------------------------------------------------
+
+BAD_SETTINGS = [
+    ("DNS_PROVIDER", "nonsense", "unknown provider"),
+    ("CHALLENGE_HTTP_PORT", "abc", "whole number"),
+    ("RELAY_DOMAIN", "", "required"),
+    ("RFC2136_TSIG_SECRET", "not base64!", "base64"),
+    ("DATABASE_URL", "mysql://root:pw@localhost/jackdaw", "only sqlite"),
+    ("RELAY_DOMAIN", "https://x.example.com/", "write RELAY_DOMAIN=x.example.com"),
+    ("ACME_EMAIL", "nonsense", "e-mail address"),
+    ("ALLOWED_DOMAINS", "*.example.com", "ALLOWED_DOMAINS=example.com"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), BAD_SETTINGS, ids=[f"{k}={v}" for k, v, _ in BAD_SETTINGS])
+def test_gunicorn_refuses_a_bad_setting_in_one_line(tmp_path: Path, key: str, value: str, says: str) -> None:
+    """One line naming the variable, and 78: the status deploy/jackdaw.service does not restart."""
+    from jackdaw.startup import CONFIG_EXIT
+    from tests.relay import BIN, ROOT
+    from tests.testbed import free_port
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "DATABASE_URL", "JACKDAW_ENV_FILE")}
+    env.update({**_env(tmp_path), key: value, "JACKDAW_BIND": f"127.0.0.1:{free_port()}"})
+    proc = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == CONFIG_EXIT, proc.stdout + proc.stderr
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"jackdaw: configuration error: {key}:") and says in lines[0], lines[0]
+    assert "pw@" not in lines[0]

@@ -89,20 +89,40 @@ def test_verify_catches_a_missing_executable(tmp_path: Path) -> None:
 def test_service_runs_what_exists() -> None:
     settings = unit_lines("jackdaw.service")
     starts = [v for k, v in settings if k in ("ExecStartPre", "ExecStart")]
-    assert starts == [f"{INSTALL_DIR}/.venv/bin/jackdaw db upgrade",
+    assert starts == [f"{INSTALL_DIR}/.venv/bin/jackdaw check",
+                      f"{INSTALL_DIR}/.venv/bin/jackdaw db upgrade",
                       f"{INSTALL_DIR}/.venv/bin/jackdaw relay-cert placeholder",
                       f"{INSTALL_DIR}/.venv/bin/gunicorn -c gunicorn.conf.py wsgi:app"]
     parser = build_parser()
-    for command in starts[:2]:
+    for command in starts[:3]:
         parser.parse_args(command.split()[1:])  # SystemExit if the CLI lost the subcommand
     assert (ROOT / "gunicorn.conf.py").exists() and (ROOT / "wsgi.py").exists()
     assert dict(settings)["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert ("Before", "nginx.service") in settings
 
 
+def test_the_cli_reads_the_units_environment_file() -> None:
+    """DATA_DIR only in the unit's Environment= sent `jackdaw accounts` to ./data: the env
+    file alone defines it, and the unit names the file to every `jackdaw` it runs."""
+    settings = unit_lines("jackdaw.service")
+    env_file = dict(settings)["EnvironmentFile"]
+    assert ("Environment", f"JACKDAW_ENV_FILE={env_file}") in settings
+    assert not [v for k, v in settings if k == "Environment" and v.startswith(("DATA_DIR=", "DATABASE_URL="))]
+    assert re.search(r"^DATA_DIR=/var/lib/jackdaw$", (DEPLOY / "jackdaw.env.example").read_text(), re.M)
+    assert dict(settings)["StateDirectory"] == "jackdaw"  # systemd makes /var/lib/jackdaw
+
+
+def test_a_bad_setting_is_not_restarted() -> None:
+    from jackdaw.startup import CONFIG_EXIT
+
+    settings = dict(unit_lines("jackdaw.service"))
+    assert str(CONFIG_EXIT) in settings["RestartPreventExitStatus"].split()
+    # ExecStartPre failures are restarted whatever that says: bounded by the start limit
+    assert int(settings["StartLimitBurst"]) <= 5 and settings["Restart"] == "on-failure"
+
+
 def test_reload_path_watches_the_default_certificate() -> None:
-    data_dir = next(v.split("=", 1)[1] for k, v in unit_lines("jackdaw.service")
-                    if k == "Environment" and v.startswith("DATA_DIR="))
+    data_dir = re.search(r"^DATA_DIR=(.*)$", (DEPLOY / "jackdaw.env.example").read_text(), re.M).group(1)  # type: ignore[union-attr]
     assert dict(unit_lines("jackdaw-tls-reload.path"))["PathChanged"] == f"{data_dir}/tls/fullchain.pem"
     assert dict(unit_lines("jackdaw-tls-reload.path"))["Unit"] == "jackdaw-tls-reload.service"
 

@@ -128,6 +128,18 @@ class AcmeDNSProvider(DNSProvider):
             )
         raise DNSProviderError(f"acme-dns {what}: HTTP {response.status_code}: {detail}")
 
+    def probe(self) -> str:
+        """acme-dns has no authenticated read: GET /health shows the API answers (the
+        credentials file was read at start)."""
+        try:
+            response = self._session.get(self.config.api_url + "/health", timeout=self.config.timeout)
+        except requests.RequestException as e:
+            raise DNSProviderError(f"acme-dns health: {type(e).__name__} talking to the acme-dns API") from e
+        if response.status_code != 200:
+            raise DNSProviderError(f"acme-dns health: HTTP {response.status_code}")
+        return (f"the API answers; {len(self._accounts)} account(s) in ACME_DNS_CREDENTIALS (acme-dns has no "
+                "read-only call that checks them)")
+
     def cleanup(self, zone: str, fqdn: str, value: str) -> None:
         """Nothing to do: acme-dns keeps only the two newest values per subdomain (see module doc)."""
 

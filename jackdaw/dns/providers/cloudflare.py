@@ -121,6 +121,17 @@ class CloudflareProvider(DNSProvider):
         with self._lock:
             self._ids.pop((fqdn, value), None)
 
+    def probe(self) -> str:
+        """The configured zone, or the zones the token can see: GET only."""
+        if self.config.zone_id:
+            result = self._call("GET", f"/zones/{self.config.zone_id}", "read zone CLOUDFLARE_ZONE_ID")
+            return f"token reads zone {result.get('name') if isinstance(result, dict) else self.config.zone_id}"
+        result = self._call("GET", "/zones", "list zones", params={"per_page": "50"})
+        names = [str(z.get("name")) for z in result or [] if isinstance(z, dict)]
+        if not names:
+            raise DNSProviderError("cloudflare list zones: the token sees no zone (check its zone resources)")
+        return f"token sees {len(names)} zone(s): {', '.join(names[:5])}"
+
     def _zone_id(self, zone: str) -> str:
         if self.config.zone_id:
             return self.config.zone_id

@@ -124,6 +124,12 @@ class NamecheapProvider(DNSProvider):
         self._verify(zone, rest, present=[], absent=gone, what=what)
         log.info("namecheap: %s", what)
 
+    def probe(self) -> str:
+        """namecheap.domains.getList: authenticated (ApiUser, ApiKey, ClientIp whitelisted), read-only."""
+        root = self._call("namecheap.domains.getList", {"PageSize": "20"}, "list domains")
+        names = [d.get("Name", "") for d in root.iter() if _local(d.tag) == "Domain"]
+        return f"API access accepted; {len(names)} domain(s) listed: {', '.join(names[:5]) or 'none'}"
+
     def _verify(self, zone: str, kept: list[dict[str, str]], *, present: list[tuple[str, str]],
                 absent: list[tuple[str, str]], what: str) -> None:
         """setHosts replaces the whole list: read it back, so a write that raced another writer

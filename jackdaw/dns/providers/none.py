@@ -21,3 +21,6 @@ class NoProvider(DNSProvider):
 
     def cleanup(self, zone: str, fqdn: str, value: str) -> None:
         pass  # nothing was ever written
+
+    def probe(self) -> str:
+        return "no DNS credentials to check (dns-persist-01 records only)"

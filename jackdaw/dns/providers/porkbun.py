@@ -93,6 +93,11 @@ class PorkbunProvider(DNSProvider):
         with self._lock:
             self._ids.pop((fqdn, value), None)
 
+    def probe(self) -> str:
+        """Porkbun's /ping: authenticated, changes nothing."""
+        data = self._post("/ping", {}, "ping")
+        return f"API keys accepted (Porkbun sees this relay as {data.get('yourIp', 'unknown')})"
+
     def _find(self, zone: str, fqdn: str, value: str) -> list[str]:
         path = f"/dns/retrieveByNameType/{zone}/TXT"
         subdomain = _subdomain(zone, fqdn)

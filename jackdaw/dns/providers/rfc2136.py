@@ -118,23 +118,28 @@ class RFC2136Provider(DNSProvider):
             update.delete(dns.name.from_text(fqdn), _txt(value))  # this rdata only
         self._send(update, f"delete TXT {_what(records)}")
 
+    def probe(self) -> str:
+        """A TSIG-signed SOA query to the name server: it answers, and knows the key (a wrong
+        key, secret or algorithm comes back as BADKEY / BADSIG); nothing is changed."""
+        query = dns.message.make_query(".", dns.rdatatype.SOA)
+        query.use_tsig(self._keyring(), keyname=self.config.key_name, algorithm=self.config.algorithm)
+        # REFUSED is an answer too (no zone "." here): the TSIG on it was verified all the same
+        self._send(query, "signed SOA query", answers=(dns.rcode.NOERROR, dns.rcode.REFUSED, dns.rcode.NXDOMAIN))
+        return f"{self.config.host}:{self.config.port} answers and accepts TSIG key {self.config.key_name}"
+
+    def _keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
+        return dns.tsigkeyring.from_text({self.config.key_name.to_text(): (self.config.algorithm, self.config.secret)})
+
     def _update(self, zone: str) -> dns.update.UpdateMessage:
-        keyring = dns.tsigkeyring.from_text(
-            {
-                self.config.key_name.to_text(): (
-                    self.config.algorithm,
-                    self.config.secret,
-                )
-            }
-        )
         return dns.update.UpdateMessage(
             dns.name.from_text(zone),
-            keyring=keyring,
+            keyring=self._keyring(),
             keyname=self.config.key_name,
             keyalgorithm=self.config.algorithm,
         )
 
-    def _send(self, update: dns.update.UpdateMessage, what: str) -> None:
+    def _send(self, update: dns.message.Message, what: str,
+              answers: tuple[dns.rcode.Rcode, ...] = (dns.rcode.NOERROR,)) -> None:
         where = f"{self.config.host}:{self.config.port}"
         try:
             address = host_to_ip(self.config.host, self.config.port)
@@ -145,7 +150,7 @@ class RFC2136Provider(DNSProvider):
         except (dns.exception.DNSException, DNSLookupError, OSError) as e:
             raise DNSProviderError(f"rfc2136 {what} via {where}: {type(e).__name__}: {e}") from e
         rcode = response.rcode()
-        if rcode != dns.rcode.NOERROR:
+        if rcode not in answers:
             raise DNSProviderError(f"rfc2136 {what} via {where}: server answered {dns.rcode.to_text(rcode)}")
 
 

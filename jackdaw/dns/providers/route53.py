@@ -144,6 +144,17 @@ class Route53Provider(DNSProvider):
             busy |= {(fqdn, value) for fqdn, value in records if _norm(fqdn) == name}
         return busy
 
+    def probe(self) -> str:
+        """GetHostedZone of AWS_HOSTED_ZONE_ID, else one ListHostedZonesByName: reads only."""
+        if self.config.hosted_zone_id:
+            answer = self._aws("get_hosted_zone", "read hosted zone AWS_HOSTED_ZONE_ID", Id=self.config.hosted_zone_id)
+            return f"credentials read hosted zone {_norm(answer.get('HostedZone', {}).get('Name', '?'))}"
+        answer = self._aws("list_hosted_zones_by_name", "list hosted zones", MaxItems="100")
+        names = [_norm(z.get("Name", "")) for z in answer.get("HostedZones", [])]
+        if not names:
+            raise DNSProviderError("route53 list hosted zones: these credentials see no hosted zone")
+        return f"credentials see {len(names)} hosted zone(s): {', '.join(names[:5])}"
+
     def _lock_for(self, fqdn: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(fqdn, threading.Lock())

@@ -1,0 +1,40 @@
+"""Settings checked once in gunicorn's master, before it binds or forks a worker.
+
+A bad setting is one line naming the variable on stderr and exit status 78 (EX_CONFIG, as
+sysexits.h), which deploy/jackdaw.service lists in RestartPreventExitStatus=: systemd does not
+restart a relay that cannot start, and the journal shows the line instead of a worker's traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jackdaw.envparse import ConfigError
+
+#: gunicorn's own codes are 1 (its config), 3 (a worker failed to boot), 4 (the app failed to load)
+CONFIG_EXIT = 78
+
+_checked = False
+
+
+def check_settings() -> None:
+    """Settings.from_env and the DNS provider, as create_app builds them; ConfigError if bad."""
+    from jackdaw.dns.registry import build_provider
+    from jackdaw.settings import Settings
+
+    settings = Settings.from_env()
+    build_provider(settings.dns_provider, settings.env)
+
+
+def exit_on_bad_settings() -> None:
+    """For gunicorn.conf.py; once per process (a SIGHUP re-reads the config file, and a
+    running relay keeps its workers rather than exiting over a setting edited since)."""
+    global _checked
+    if _checked:
+        return
+    _checked = True
+    try:
+        check_settings()
+    except ConfigError as exc:
+        print(f"jackdaw: configuration error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(CONFIG_EXIT)
