@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: the sweep job's subject, and how often each instance asks for it (the queue runs it once)
 SWEEP = "all"
-EVERY = 300.0
+EVERY = 120.0
 #: first retry of a failed delivery, doubling up to RETRY_MAX
 RETRY_BASE = 15.0
 RETRY_MAX = 3600.0
