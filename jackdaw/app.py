@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import event
 
-from jackdaw import logs
+from jackdaw import logs, notify
 from jackdaw import retention as retention_job
 from jackdaw.budget import Budget, settle_budget
 from jackdaw.db import make_engine, make_sessionmaker
@@ -57,7 +57,8 @@ UPSTREAM_META_REFRESH = 600.0
 
 def build_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format, logs.secret_values(settings.env))
+    configure_logging(settings.log_level, settings.log_format,
+                      logs.secret_values({**settings.env, **notify.secrets_of(settings)}))
     provider = build_provider(settings.dns_provider, settings.env)  # fails fast on bad DNS settings
 
     engine = make_engine(settings.database_url)
@@ -101,7 +102,13 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue.periodic.append((60.0, lambda: dns01.sweep_orphans(timedelta(seconds=4 * settings.job_lease))))
     # the relay's own TLS certificate: first check at start (in the workers' periodic thread)
     relay_cert = RelayCertificate(settings, sessions, queue)
-    relay_job = RelayCertJob(settings, relay_cert.store, leg2)
+    # notifications: raised by the sweep (and the relay certificate's job), delivered by jobs
+    notifier = notify.Notifier(settings, sessions, queue, budget.limits())
+    queue.register(JobKind.NOTIFY, notifier.deliver, notifier.give_up, max_attempts=settings.notify_attempts)
+    queue.register(JobKind.NOTIFY_SWEEP, notifier.run_sweep)
+    if notifier.channels:
+        queue.periodic.append((notify.EVERY, lambda: queue.ask(JobKind.NOTIFY_SWEEP, notify.SWEEP, notify.EVERY)))
+    relay_job = RelayCertJob(settings, relay_cert.store, leg2, notifier)
     queue.register(JobKind.RELAY_CERT, relay_job, relay_job.give_up, max_attempts=RELAY_CERT_ATTEMPTS)
     if settings.relay_cert_enabled:
         queue.periodic.append((settings.relay_cert_check_interval, relay_cert.check))

@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     renew.add_argument("--force", action="store_true", help="renew even a certificate that is not due")
     relay_sub.add_parser("placeholder", help="write a self-signed certificate unless a usable one is there "
                                              "(so nginx can start before the relay has its own)")
+
+    notify = sub.add_parser("notify", help="operator notifications (webhook, e-mail, command)")
+    notify_sub = notify.add_subparsers(dest="action", required=True)
+    notify_sub.add_parser("test", help="send a test message on every configured channel; exit 1 if one failed")
     return parser
 
 
@@ -276,6 +280,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.budget(settings, as_json=args.json)
     if args.command == "dns-persist":
         return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
+    if args.command == "notify":
+        from jackdaw.ops import notify
+
+        return notify.test(settings)
     if args.command == "relay-cert":
         from jackdaw.relaycert import commands as relay_cert
 

@@ -49,6 +49,8 @@ class JobKind(StrEnum):
     DNS_ZONE = "dns_zone"  # write, check and remove the TXT values of one zone (subject: zone)
     RENEWAL_INFO = "renewal_info"  # fetch the upstream's ARI window of one certificate (subject: certificate id)
     RETENTION = "retention"  # prune what the relay no longer keeps (subject: jackdaw.retention.SUBJECT)
+    NOTIFY_SWEEP = "notify_sweep"  # look for events worth telling the operator (subject: jackdaw.notify.SWEEP)
+    NOTIFY = "notify"  # deliver one notification on its channel (subject: notification id)
 
 
 MAX_ATTEMPTS = 8

@@ -292,3 +292,24 @@ class Job(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """One event for one channel (jackdaw.notify): the unique (event, subject, period, channel)
+    is the deduplication, so a condition seen by every sweep is told once per channel."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_key", "event", "subject", "period", "channel", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(String(32))
+    #: what it is about: a certificate id, a name, a budget bucket, the relay's domain
+    subject: Mapped[str] = mapped_column(String(255))
+    #: which occurrence: a day, a pause, "once"
+    period: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    #: the document every channel sends (title, text, details), fixed when the event is raised
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    sent: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: why the last delivery failed; kept when the delivery was given up
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -282,6 +283,58 @@ def database_url_from_env(dotenv: str | None = ".env") -> str:
     return _database_url(env, Path(env.get("DATA_DIR", "").strip() or "data"))
 
 
+SMTP_SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+def _notify(env: Mapping[str, str]) -> dict[str, Any]:
+    """The NOTIFY_* settings (jackdaw.notify), as Settings fields (after RELAY_DOMAIN and
+    ACME_EMAIL were checked: the e-mail defaults use them)."""
+    relay_domain = env.get("RELAY_DOMAIN", "").strip().lower().rstrip(".")
+    acme_email = env.get("ACME_EMAIL", "").strip()
+    url = env.get("NOTIFY_WEBHOOK_URL", "").strip() or None
+    secret = _passphrase(env, "NOTIFY_WEBHOOK_SECRET")
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError("NOTIFY_WEBHOOK_URL: expected an https:// (or http://) URL")  # it may hold a token
+    if url is not None and secret is None:
+        raise ConfigError("NOTIFY_WEBHOOK_SECRET: required with NOTIFY_WEBHOOK_URL (deliveries are signed with it)")
+    if url is None and secret is not None:
+        raise ConfigError("NOTIFY_WEBHOOK_URL: NOTIFY_WEBHOOK_SECRET is set but no webhook URL")
+    security = env.get("NOTIFY_SMTP_SECURITY", "").strip().lower() or "starttls"
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"NOTIFY_SMTP_SECURITY: expected one of {', '.join(SMTP_SECURITY)}, got {security!r}")
+    user = env.get("NOTIFY_SMTP_USER", "").strip() or None
+    password = _passphrase(env, "NOTIFY_SMTP_PASSWORD")
+    if password is not None and user is None:
+        raise ConfigError("NOTIFY_SMTP_USER: required with NOTIFY_SMTP_PASSWORD")
+    if password is not None and security == "none":
+        raise ConfigError("NOTIFY_SMTP_PASSWORD: not sent over an unencrypted connection (NOTIFY_SMTP_SECURITY=none)")
+    to_key = "NOTIFY_EMAIL_TO" if env.get("NOTIFY_EMAIL_TO", "").strip() else "ACME_EMAIL"
+    to = tuple(a.strip() for a in (env.get("NOTIFY_EMAIL_TO", "").strip() or acme_email).split(",") if a.strip())
+    sender = env.get("NOTIFY_EMAIL_FROM", "").strip() or f"jackdaw@{relay_domain}"
+    for key, address in [("NOTIFY_EMAIL_FROM", sender), *((to_key, a) for a in to)]:
+        if "@" not in address or any(ch.isspace() or ch in ",<>" for ch in address):
+            raise ConfigError(f"{key}: expected an e-mail address, got {address!r}")
+    return {
+        "notify_expiry_days": envparse.integer(env, "NOTIFY_EXPIRY_DAYS", 10, minimum=0, maximum=365),
+        "notify_order_failures": envparse.integer(env, "NOTIFY_ORDER_FAILURES", 3, minimum=0),
+        "notify_budget_percent": envparse.integer(env, "NOTIFY_BUDGET_PERCENT", 10, minimum=0, maximum=100),
+        "notify_attempts": envparse.integer(env, "NOTIFY_ATTEMPTS", 8, minimum=1, maximum=50),
+        "notify_timeout": envparse.number(env, "NOTIFY_TIMEOUT", 10.0, minimum=0.1),
+        "notify_webhook_url": url,
+        "notify_webhook_secret": secret,
+        "notify_smtp_host": env.get("NOTIFY_SMTP_HOST", "").strip() or None,
+        "notify_smtp_port": envparse.integer(env, "NOTIFY_SMTP_PORT", SMTP_SECURITY[security], minimum=1,
+                                             maximum=65535),
+        "notify_smtp_security": security,
+        "notify_smtp_user": user,
+        "notify_smtp_password": password.decode() if password is not None else None,
+        "notify_email_from": sender,
+        "notify_email_to": to,
+        "notify_command": _command(env, "NOTIFY_COMMAND"),
+        "notify_command_timeout": envparse.number(env, "NOTIFY_COMMAND_TIMEOUT", 30.0, minimum=0.1),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     relay_domain: str
@@ -364,6 +417,24 @@ class Settings:
     request_threads: int = 4
     #: how leg 2 proves names upstream: dns-01, dns-persist-01 (a record published once), or auto
     upstream_challenge: str = "dns-01"
+    #: notifications (jackdaw.notify); each threshold 0 = that event off
+    notify_expiry_days: int = 10
+    notify_order_failures: int = 3
+    notify_budget_percent: int = 10
+    #: delivery attempts per notification and channel (retried with back-off) before giving up
+    notify_attempts: int = 8
+    notify_timeout: float = 10.0
+    notify_webhook_url: str | None = field(default=None, repr=False)  # may carry a token
+    notify_webhook_secret: bytes | None = field(default=None, repr=False)
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = 587
+    notify_smtp_security: str = "starttls"
+    notify_smtp_user: str | None = None
+    notify_smtp_password: str | None = field(default=None, repr=False)
+    notify_email_from: str = ""
+    notify_email_to: tuple[str, ...] = ()
+    notify_command: tuple[str, ...] = ()
+    notify_command_timeout: float = 30.0
     #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -451,5 +522,6 @@ class Settings:
             request_threads=envparse.integer(env, "JACKDAW_THREADS", 4, minimum=1),
             retention_days=envparse.integer(env, "RETENTION_DAYS", 30, minimum=0) or None,
             retention_cert_margin_days=envparse.integer(env, "RETENTION_CERT_MARGIN_DAYS", 30, minimum=0),
+            **_notify(env),
             env=dict(env),
         )

@@ -25,6 +25,7 @@ from jackdaw import metrics
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
 from jackdaw.models import Job, utcnow
+from jackdaw.notify import Notifier
 from jackdaw.protocol import problems
 from jackdaw.relaycert.files import CertStatus, CertStore, dns_names, matches
 from jackdaw.settings import Settings
@@ -81,6 +82,7 @@ class RelayCertJob:
     settings: Settings
     store: CertStore
     leg2: Leg2
+    notifier: Notifier | None = None
 
     def __call__(self, ctx: JobContext) -> None:
         if not self.settings.relay_cert_enabled:
@@ -109,6 +111,9 @@ class RelayCertJob:
         delay = min(RETRY_BASE * 2.0 ** max(ctx.attempts - 1, 0), RETRY_MAX)
         log.warning("relay certificate for %s failed (attempt %d): %s; the current certificate stays in "
                     "place, next try in %.0f s", self.store.domain, ctx.attempts, reason, delay)
+        if self.notifier is not None:
+            self.notifier.relay_cert_failing(self.store.domain, reason, ctx.attempts, delay,
+                                             self.store.status().not_after)
         raise RetryLater(reason, delay) from cause
 
     def _renew(self, ctx: JobContext, reason: str) -> None:
