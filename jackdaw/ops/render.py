@@ -55,6 +55,14 @@ def when(dt: datetime | None) -> str:
     return "-" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def duration(seconds: float) -> str:
+    """A rough span for people: 40 s, 12 min, 5 h, 3 d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 1.5 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def names(identifiers: Sequence[str], shown: int | None = NAMES_SHOWN) -> str:
     if shown is None or len(identifiers) <= shown:
         return ", ".join(identifiers) or "-"
@@ -356,7 +364,7 @@ def status_text(r: StatusReport) -> str:
         if b.buckets:
             lines += ["  " + row for row in table(
                 ["LIMIT", "FOR", "LEFT", "FULL IN"],
-                [[x.limit, x.label, f"{x.tokens:g}/{x.capacity}", f"{x.full_in:.0f} s"] for x in b.buckets]
+                [[x.limit, x.label, f"{x.tokens:g}/{x.capacity}", duration(x.full_in)] for x in b.buckets]
             ).splitlines()]
             if r.budget.buckets_total > len(b.buckets):
                 lines.append(f"  (the {len(b.buckets)} emptiest of {r.budget.buckets_total} buckets)")
