@@ -367,9 +367,9 @@ def status_text(r: StatusReport) -> str:
                 [[x.limit, x.label, f"{x.tokens:g}/{x.capacity}", duration(x.full_in)] for x in b.buckets]
             ).splitlines()]
             if r.budget.buckets_total > len(b.buckets):
-                lines.append(f"  (the {len(b.buckets)} emptiest of {r.budget.buckets_total} buckets)")
+                lines.append(f"  (the {len(b.buckets)} emptiest of {r.budget.buckets_total} buckets being spent)")
         else:
-            lines.append("  nothing spent: " + "; ".join(b.limits))
+            lines.append("  every limit full: " + "; ".join(b.limits))
 
     q = r.jobs
     lines.append(f"jobs: {q.depth} queued" + (f", {q.failing} retrying after a failure" if q.failing else ""))

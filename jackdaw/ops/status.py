@@ -86,8 +86,9 @@ class UpstreamView:
 
 @dataclass(frozen=True)
 class BudgetSummary:
+    #: ``buckets``: the emptiest BUCKETS_SHOWN of those not full
     view: queries.BudgetView
-    #: buckets in the ledger (``view.buckets`` holds the emptiest BUCKETS_SHOWN)
+    #: buckets not full
     buckets_total: int
 
 
@@ -203,7 +204,8 @@ def gather(sessions: sessionmaker[Session], settings: Settings, now: datetime | 
         failures = recent_failures(s, now)
         certificates = certificate_list(s, now)
         days = history(s, now)
-    summary = BudgetSummary(replace(budget, buckets=budget.buckets[:BUCKETS_SHOWN]), len(budget.buckets))
+    spent = [b for b in budget.buckets if b.tokens < b.capacity]  # a full bucket says nothing
+    summary = BudgetSummary(replace(budget, buckets=spent[:BUCKETS_SHOWN]), len(spent))
     return StatusReport(
         generated=now, version=__version__, relay_domain=settings.relay_domain,
         attention=attention(relay, budget, jobs, failures, certificates),
