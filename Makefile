@@ -26,14 +26,15 @@ REQUIREMENTS := requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 
 # Debian packages: venv for the system python, the e2e test bed (Pebble, BIND; lego, acme-tiny,
 # uacme, dehydrated and Caddy as clients), nginx for the reverse-proxy setup, pg_isready for the
-# PostgreSQL check.
+# PostgreSQL check, headless Chromium (with its driver and a font) for the status page.
 DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego acme-tiny uacme dehydrated caddy nginx postgresql-client \
-	ca-certificates systemd gettext-base
+	ca-certificates systemd gettext-base chromium chromium-driver fonts-dejavu-core
 # what the tests and the demo execute from those packages
 PEBBLE := /usr/bin/pebble
 NAMED := /usr/sbin/named
 LEGO := /usr/bin/lego
 CLIENTS := $(LEGO) /usr/bin/acme-tiny /usr/bin/uacme /usr/bin/dehydrated /usr/bin/caddy
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 PG_HOST := 127.0.0.1
 PG_PORT := 5432
 PG_URL := postgresql://postgres@$(PG_HOST):$(PG_PORT)/test
@@ -106,9 +107,9 @@ lint: venv
 precheck: precheck-tools precheck-postgres
 
 precheck-tools:
-	@for tool in $(PEBBLE) $(NAMED) $(CLIENTS); do \
+	@for tool in $(PEBBLE) $(NAMED) $(CLIENTS) $(BROWSER); do \
 	  [ -x "$$tool" ] || { echo "precheck: $$tool is missing; run 'make deps' (packages: $(DEB_PACKAGES))" >&2; exit 1; }; \
-	done; echo "precheck: pebble, named and the clients (lego, acme-tiny, uacme, dehydrated, caddy) present"
+	done; echo "precheck: pebble, named, the clients (lego, acme-tiny, uacme, dehydrated, caddy) and chromium present"
 
 precheck-postgres: venv
 	@pg_up() { \

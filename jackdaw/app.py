@@ -28,7 +28,7 @@ from jackdaw.upstream.renewal import RenewalInfoJob
 from jackdaw.upstream.revoker import RevokeJob
 from jackdaw.upstream.sequence import Leg2
 from jackdaw.va.http01 import HTTP01Validator
-from jackdaw.wfe import errors, ops, settle, transaction
+from jackdaw.wfe import errors, ops, settle, status, transaction
 from jackdaw.wfe.views import bp
 
 
@@ -119,6 +119,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine), budget)
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(status.bp)
     settle.register(app)  # first: its count must see every request that its teardown sees
     errors.register(app)
     transaction.register(app)

@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name", metavar="NAME")
         p.add_argument("--wildcard", action="store_true", help="the record also authorizes *.NAME (policy=wildcard)")
 
+    _json_flag(sub.add_parser("status", help="the overview the status page shows: relay certificate, upstream "
+                                             "account, budget, jobs, failures, certificates by expiry"))
+
     relay_cert = sub.add_parser("relay-cert", help="the relay's own TLS certificate for RELAY_DOMAIN")
     relay_sub = relay_cert.add_subparsers(dest="action", required=True)
     _json_flag(relay_sub.add_parser("status", help="the installed certificate, its expiry and the renewal job"))
@@ -280,6 +283,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.budget(settings, as_json=args.json)
     if args.command == "dns-persist":
         return commands.dns_persist(settings, args.action, args.name, wildcard=args.wildcard)
+    if args.command == "status":
+        return commands.status(settings, as_json=args.json)
     if args.command == "notify":
         from jackdaw.ops import notify
 

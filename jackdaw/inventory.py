@@ -36,6 +36,16 @@ class Current:
         """Not renewed although it expires within ``within`` (expired ones included)."""
         return self.not_after - now <= within
 
+    @property
+    def renewal_window(self) -> timedelta:
+        """Where clients renew: the last third of the lifetime (certbot's 30 of 90 days, lego's and
+        Caddy's default, and the ARI window the relay computes: jackdaw.ra.renewal)."""
+        return (self.not_after - self.created) / 3
+
+    def overdue(self, now: datetime) -> bool:
+        """Not renewed although inside its renewal window (its client should have renewed)."""
+        return self.due(self.renewal_window, now)
+
 
 def name_set(identifiers: list[str]) -> tuple[str, ...]:
     return tuple(sorted({name.lower() for name in identifiers}))

@@ -277,6 +277,20 @@ def data_dir_is_default(dotenv: str | None = ".env") -> bool:
     return not env.get("DATA_DIR", "").strip() and not env.get("DATABASE_URL", "").strip()
 
 
+#: a guessable token would open the status page to the public side
+STATUS_TOKEN_MIN_LENGTH = 16
+
+
+def _status_token(env: Mapping[str, str]) -> str | None:
+    token = env.get("STATUS_TOKEN", "").strip()
+    if not token:
+        return None
+    if len(token) < STATUS_TOKEN_MIN_LENGTH or any(c.isspace() for c in token):
+        raise ConfigError(f"STATUS_TOKEN: at least {STATUS_TOKEN_MIN_LENGTH} characters and no spaces "
+                          "(e.g. `openssl rand -hex 32`)")
+    return token
+
+
 def database_url_from_env(dotenv: str | None = ".env") -> str:
     """DATABASE_URL alone, for migrations run before the rest is configured."""
     env = _merged_env(dotenv)
@@ -390,6 +404,9 @@ class Settings:
     eab_required: bool = False
     #: proxies whose X-Forwarded-For names the client (JACKDAW_FORWARDED_ALLOW_IPS, as gunicorn)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
+    #: STATUS_TOKEN: `Authorization: Bearer` token that opens /status to a caller that is not
+    #: an insider (jackdaw.wfe.status); None = insiders only
+    status_token: str | None = field(default=None, repr=False)
     #: the upstream budget ledger (jackdaw.budget); each limit None = not counted
     budget_enabled: bool = True
     budget_new_orders: Limit | None = LE_NEW_ORDERS
@@ -502,6 +519,7 @@ class Settings:
                                        if env.get("RELAY_CERT_RELOAD_PIDFILE", "").strip() else None),
             eab_required=envparse.boolean(env, "EAB_REQUIRED", False),
             trusted_proxies=_proxies(env, "JACKDAW_FORWARDED_ALLOW_IPS"),
+            status_token=_status_token(env),
             budget_enabled=envparse.boolean(env, "BUDGET_ENABLED", True),
             budget_new_orders=parse_limit("new-orders", env.get("BUDGET_NEW_ORDERS", "") or "300/3h",
                                           "BUDGET_NEW_ORDERS"),

@@ -11,7 +11,7 @@ import re
 import socket
 import ssl
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Self
 
@@ -82,13 +82,17 @@ class Nginx(_Process):
 
     name = "nginx"
 
-    def __init__(self, workdir: Path, domain: str, upstream: str, cert_dir: Path) -> None:
+    def __init__(self, workdir: Path, domain: str, upstream: str, cert_dir: Path,
+                 edit: Callable[[str], str] | None = None) -> None:
+        """``edit``: what an operator changes in the rendered site (e.g. an ``allow`` line)."""
         super().__init__(workdir)
         self.domain = domain
         self.http_port = free_port()
         self.https_port = free_port()
         self.conf = self.workdir / "nginx.conf"
         site = render_site({"RELAY_DOMAIN": domain, "JACKDAW_UPSTREAM": upstream, "RELAY_CERT_DIR": str(cert_dir)})
+        if edit is not None:
+            site = edit(site)
         (self.workdir / "jackdaw.conf").write_text(on_ports(site, self.http_port, self.https_port))
         self.conf.write_text(main_conf(self.workdir, self.workdir / "jackdaw.conf"))
 
@@ -202,8 +206,8 @@ def served_certificate(host: str, port: int, cafile: Path) -> x509.Certificate:
         conn.close()
 
 
-def get(host: str, port: int, path: str, cafile: Path, method: str = "GET") -> tuple[http.client.HTTPResponse,
-                                                                                      bytes, int]:
+def get(host: str, port: int, path: str, cafile: Path, method: str = "GET",
+        headers: Mapping[str, str] | None = None) -> tuple[http.client.HTTPResponse, bytes, int]:
     """(response, body, serial of the certificate served) over one fresh TLS connection."""
     conn = PinnedHTTPSConnection(host, port, context=tls_context(cafile), timeout=10)
     try:
@@ -211,7 +215,7 @@ def get(host: str, port: int, path: str, cafile: Path, method: str = "GET") -> t
         assert isinstance(conn.sock, ssl.SSLSocket)
         der = conn.sock.getpeercert(binary_form=True)
         assert der is not None
-        conn.request(method, path)
+        conn.request(method, path, headers=dict(headers or {}))
         response = conn.getresponse()
         return response, response.read(), x509.load_der_x509_certificate(der).serial_number
     finally:

@@ -270,6 +270,17 @@ def budget(settings: Settings, as_json: bool = False) -> int:
 
 
 @_guard
+def status(settings: Settings, as_json: bool = False) -> int:
+    """`jackdaw status`: what the status page shows (jackdaw.ops.status), in the terminal."""
+    from jackdaw.ops import status as overview
+
+    with database(settings.database_url) as (_, sessions):
+        report = overview.gather(sessions, settings)
+    _emit(render.to_json(report) if as_json else render.status_text(report))
+    return 0
+
+
+@_guard
 def budget_unpause(names: list[str]) -> int:
     from jackdaw.budget import Budget
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jackdaw.ops.actions import CancelResult, RetryResult
 from jackdaw.ops.config import EffectiveConfig
@@ -19,6 +19,9 @@ from jackdaw.ops.queries import (
     OrderDetail,
     OrderSummary,
 )
+
+if TYPE_CHECKING:  # the dataclasses only; rendering needs none of what gathering imports
+    from jackdaw.ops.status import StatusReport
 from jackdaw.protocol.problems import ACME_ERROR_PREFIX
 
 #: names shown per row in list tables; the rest is summarized (JSON always has them all)
@@ -50,6 +53,14 @@ def iso(dt: datetime) -> str:
 
 def when(dt: datetime | None) -> str:
     return "-" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def duration(seconds: float) -> str:
+    """A rough span for people: 40 s, 12 min, 5 h, 3 d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 1.5 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def names(identifiers: Sequence[str], shown: int | None = NAMES_SHOWN) -> str:
@@ -289,4 +300,114 @@ def budget_text(view: BudgetView) -> str:
         lines.append(table(["LIMIT", "FOR", "LEFT", "FULL IN"],
                            [[b.limit, b.label, f"{b.tokens:g}/{b.capacity}", f"{b.full_in:.0f} s"]
                             for b in view.buckets]))
+    return "\n".join(lines)
+
+
+# -- the status overview -----------------------------------------------------------------------
+
+SPARKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[int]) -> str:
+    """One character per value, scaled to the largest (zero stays blank)."""
+    top = max(values, default=0)
+    if top == 0:
+        return "·" * len(values)
+    return "".join("·" if v == 0 else SPARKS[max(1, round(v / top * (len(SPARKS) - 1)))] for v in values)
+
+
+def _relay_cert_line(r: StatusReport) -> list[str]:
+    c = r.relay_certificate
+    if not c.enabled:
+        return [f"  {c.domain}: provided by the operator (RELAY_CERT_ENABLED=false)"]
+    if c.problem:
+        head = f"  {c.domain}: {c.problem}"
+    elif c.placeholder:
+        head = f"  {c.domain}: self-signed placeholder only (no real certificate yet)"
+    else:
+        head = f"  {c.domain}: serial {c.serial}, until {when(c.not_after)} ({c.days_left:g} days left)"
+    lines = [head]
+    if c.issuer and not c.placeholder:
+        lines.append(f"    issuer {c.issuer}")
+    lines.append(f"    renewal: {c.renewal_due or 'not due'}")
+    if c.job is not None:
+        state = "running" if c.job.running else f"queued for {when(c.job.run_at)}"
+        lines.append(f"    job: {state}, attempt {c.job.attempts}"
+                     + (f", last error: {c.job.last_error}" if c.job.last_error else ""))
+    return lines
+
+
+def status_text(r: StatusReport) -> str:
+    lines = [f"Jackdaw {r.version} on {r.relay_domain}, {when(r.generated)}"]
+    if r.attention:
+        lines.append("ATTENTION")
+        lines += [f"  ! {a}" for a in r.attention]
+    else:
+        lines.append("all well: nothing needs attention")
+
+    lines.append("relay certificate")
+    lines += _relay_cert_line(r)
+
+    u = r.upstream
+    lines.append("upstream")
+    lines += _fields([("CA", f"{u.ca} ({u.directory_url})"),
+                      ("account", u.account_url or "not registered yet (registered on first use)"),
+                      ("key", "-" if u.key_stored is None else
+                       f"stored {when(u.key_stored)}, {'encrypted' if u.key_encrypted else 'plain PEM'}")], "  ")
+
+    b = r.budget.view
+    lines.append("budget")
+    if not b.enabled:
+        lines.append("  off (BUDGET_ENABLED=false)")
+    else:
+        lines += [f"  {p.name}: PAUSED by the CA since {when(p.since)} {p.unpause_url or ''}".rstrip()
+                  for p in b.paused]
+        if b.buckets:
+            lines += ["  " + row for row in table(
+                ["LIMIT", "FOR", "LEFT", "FULL IN"],
+                [[x.limit, x.label, f"{x.tokens:g}/{x.capacity}", duration(x.full_in)] for x in b.buckets]
+            ).splitlines()]
+            if r.budget.buckets_total > len(b.buckets):
+                lines.append(f"  (the {len(b.buckets)} emptiest of {r.budget.buckets_total} buckets being spent)")
+        else:
+            lines.append("  every limit full: " + "; ".join(b.limits))
+
+    q = r.jobs
+    lines.append(f"jobs: {q.depth} queued" + (f", {q.failing} retrying after a failure" if q.failing else ""))
+    if q.by_kind:
+        lines.append("  " + ", ".join(f"{k.kind} {k.depth}" for k in q.by_kind))
+    if q.oldest is not None:
+        job = q.oldest
+        lines.append(f"  oldest: {job.kind} {job.subject_id} since {when(job.created)}, attempt {job.attempts}"
+                     + (f", last error: {job.last_error}" if job.last_error else ""))
+
+    f = r.failures
+    lines.append(f"failures since {when(f.since)}: {f.total}"
+                 + (f" (grouped: the latest {sum(g.count for g in f.groups)})" if f.truncated else ""))
+    for g in f.groups:
+        lines.append(f"  {g.type}: {g.count}")
+        lines += [f"    {x.order_id}  {when(x.when)}  {names(x.names)}: {x.detail}" for x in g.orders]
+
+    c = r.certificates
+    lines.append(f"certificates: {c.name_sets} name set(s) with a current certificate, "
+                 f"{len(c.overdue)} not renewed within their renewal window")
+    for o in c.overdue:
+        lines.append(f"  ! {names(o.names)}: {o.serial} expires {when(o.not_after)} ({o.days_left:g} days)")
+    if c.rows:
+        rows = [[("*" if x.current else "") + ("!" if x.overdue else ""), x.serial, when(x.not_after),
+                 f"{x.days_left:g}", "revoked" if x.revoked else ("expired" if x.expired else
+                                                                  ("current" if x.current else "superseded")),
+                 x.order_id, names(x.names)] for x in c.rows]
+        lines += ["  " + row for row in table(["", "SERIAL", "NOT AFTER", "DAYS", "STATE", "ORDER", "NAMES"],
+                                              rows).splitlines()]
+        if c.total > len(c.rows):
+            lines.append(f"  (the {len(c.rows)} soonest of {c.total})")
+        lines.append("  * current for its names   ! not renewed within its renewal window")
+    else:
+        lines.append("  none issued")
+
+    h = r.history
+    lines.append(f"last {len(h)} days ({h[0].day} .. {h[-1].day}), one character a day")
+    lines.append(f"  issued {sum(d.issued for d in h):>5}  {sparkline([d.issued for d in h])}")
+    lines.append(f"  failed {sum(d.failed for d in h):>5}  {sparkline([d.failed for d in h])}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ Failures are retried with back-off while the old certificate keeps being served.
 """
 
 from jackdaw.relaycert.files import CertStatus, CertStore
-from jackdaw.relaycert.job import JobState, RelayCertificate, RelayCertJob, reload_server, standalone
+from jackdaw.relaycert.job import JobState, RelayCertificate, RelayCertJob, job_state, reload_server, standalone
 
 __all__ = ["CertStatus", "CertStore", "JobState", "RelayCertJob", "RelayCertificate",
-           "reload_server", "standalone"]
+           "job_state", "reload_server", "standalone"]

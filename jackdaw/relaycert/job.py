@@ -161,6 +161,16 @@ class JobState:
     last_error: str | None
 
 
+def job_state(s: Session, domain: str) -> JobState | None:
+    """The job row of the relay certificate for ``domain``, if one exists (the status views read
+    it without a queue)."""
+    row = s.scalars(select(Job).where(Job.kind == JobKind.RELAY_CERT, Job.subject_id == job_subject(domain))).first()
+    if row is None:
+        return None
+    running = row.lease_until is not None and row.lease_until > utcnow()
+    return JobState(row.run_at, row.attempts, running, row.last_error)
+
+
 class RelayCertificate:
     """The operations around the job: the periodic check, renew(force) and status()."""
 
@@ -196,11 +206,7 @@ class RelayCertificate:
 
     def job(self) -> JobState | None:
         with self.sessions() as s:
-            row = s.scalars(select(Job).where(Job.kind == JobKind.RELAY_CERT, Job.subject_id == self.subject)).first()
-            if row is None:
-                return None
-            running = row.lease_until is not None and row.lease_until > utcnow()
-            return JobState(row.run_at, row.attempts, running, row.last_error)
+            return job_state(s, self.store.domain)
 
     def _enqueue(self) -> None:
         with self.sessions.begin() as s:

@@ -35,9 +35,10 @@ def healthz() -> Response:
     return _no_store(jsonify({"status": "ok"}))
 
 
-def _insider() -> bool:
-    """A caller that may read the checks' details (the upstream account URL, error texts): not
-    relayed by the reverse proxy, from loopback or a private address."""
+def insider() -> bool:
+    """A caller that may read the checks' details (the upstream account URL, error texts) and the
+    status page (jackdaw.wfe.status): not relayed by the reverse proxy, from loopback or a private
+    address."""
     if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
         return False
     try:
@@ -51,7 +52,7 @@ def _insider() -> bool:
 def readyz() -> Response:
     report = runtime().readiness.report()
     doc = report.to_json()
-    resp = jsonify(doc if _insider() else {"status": doc["status"]})
+    resp = jsonify(doc if insider() else {"status": doc["status"]})
     resp.status_code = 200 if report.ready else 503
     return _no_store(resp)
 

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: jackdaw.wfe.ops (health, readiness, metrics): not ACME, so no transaction and no nonce
 OPS_BLUEPRINT = "ops"
+#: jackdaw.wfe.status (the operator's page): not ACME either
+STATUS_BLUEPRINT = "status"
+NOT_ACME = frozenset({OPS_BLUEPRINT, STATUS_BLUEPRINT})
 P = ParamSpec("P")
 
 
@@ -131,8 +134,8 @@ def _discard() -> None:
 
 
 def _finish(resp: Response) -> Response:
-    if request.blueprint == OPS_BLUEPRINT:
-        return resp  # probes and scrapes: no transaction, and no nonce taken from the database
+    if request.blueprint in NOT_ACME:
+        return resp  # probes, scrapes, the status page: no transaction, no nonce taken from the database
     try:
         s = g.pop("db", None)
         if s is not None:

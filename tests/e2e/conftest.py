@@ -18,6 +18,8 @@ from tests.testbed import Bind, Pebble, free_port
 
 ZONE = "example.test"
 CHALLENGE_ZONE = "challenges.test"
+#: opens the relay's /status to requests relayed by a proxy (tests/e2e/test_status_page.py)
+STATUS_TOKEN = "e2e-status-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +58,7 @@ def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     workdir: Path = tmp_path_factory.mktemp(f"relay-{request.param}")
     challenge_port = free_port()
     with ExitStack() as stack:
-        extra = {"ALLOWED_DOMAINS": ZONE, "WILDCARD_DOMAINS": ZONE}
+        extra = {"ALLOWED_DOMAINS": ZONE, "WILDCARD_DOMAINS": ZONE, "STATUS_TOKEN": STATUS_TOKEN}
         if request.param == "postgres":
             extra["DATABASE_URL"] = stack.enter_context(postgres_database())
         env = relay_env(workdir, bind, pebble, challenge_port, **extra)

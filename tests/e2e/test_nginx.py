@@ -33,10 +33,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from selenium.webdriver.common.by import By
 
 from jackdaw.wfe.errors import DRAIN_LIMIT
+from tests.browser import chromium, full_page_screenshot
 from tests.clients import certbot, check_certificate
-from tests.e2e.conftest import ZONE
+from tests.e2e.conftest import STATUS_TOKEN, ZONE
 from tests.nginx import Nginx, PinnedHTTPSConnection, get, served_certificate, tls_context
 from tests.relay import ROOT, Relay, relay_env
 from tests.testbed import Bind, Pebble, free_port
@@ -93,6 +95,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, bind: Bind, pebble: Pebble) 
         # a floor under DNS-01 so that nginx is surely up with the placeholder before the real
         # certificate arrives (the propagation check itself takes milliseconds here)
         DNS_PROPAGATION_WAIT="3",
+        STATUS_TOKEN=STATUS_TOKEN,
     )
     bundle = workdir / "pebble-roots.pem"
     bundle.write_text(pebble.roots_pem() + pebble.intermediates_pem())
@@ -335,3 +338,44 @@ def test_status_command(stack: Stack) -> None:
     serial = format(leaf_of(stack.cert_dir / "fullchain.pem").serial_number, "x")
     assert f"serial: {serial}" in out
     assert "renewal: not due" in out
+
+
+def _operators_allowed(site: str) -> str:
+    """The operator's edit the site's comment suggests: their network (here loopback) may reach /status."""
+    assert site.count("# allow 10.0.0.0/8;") == 1
+    return site.replace("# allow 10.0.0.0/8;", "allow 127.0.0.1;")
+
+
+def test_the_status_page_stays_internal(stack: Stack, tmp_path: Path) -> None:
+    """nginx denies /status whoever asks; with the operators' network allowed the relay still
+    sees a forwarded request, which needs the token; gunicorn's own port, from loopback, does not."""
+    bearer = {"Authorization": f"Bearer {STATUS_TOKEN}"}
+    for path in ("/status", "/status/", "/status/order/x", "/STATUS", "/status?x=1"):
+        for headers in ({}, bearer):
+            response, body, _ = get(DOMAIN, stack.nginx.https_port, path, stack.bundle, headers=headers)
+            if path == "/STATUS":  # not the page: the relay's ACME 404
+                assert response.status == 404 and b"relay.example.test" not in body
+                continue
+            assert response.status == 403, (path, response.status, body[:200])
+            assert b"Jackdaw" not in body, "nginx's own refusal: the relay never saw it"
+
+    edited = Nginx(tmp_path / "nginx-allowed", DOMAIN, f"127.0.0.1:{stack.relay.port}", stack.cert_dir,
+                   edit=_operators_allowed)
+    with edited:
+        response, body, _ = get(DOMAIN, edited.https_port, "/status", stack.bundle)
+        assert (response.status, body) == (404, b"Not Found\n"), "forwarded by nginx: not an insider"
+        response, body, _ = get(DOMAIN, edited.https_port, "/status",
+                                stack.bundle, headers={"Authorization": "Bearer not-the-token-at-all"})
+        assert response.status == 404
+        response, body, _ = get(DOMAIN, edited.https_port, "/status", stack.bundle, headers=bearer)
+        assert response.status == 200 and response.headers["Content-Security-Policy"].startswith("default-src")
+        page = body.decode()
+        assert "Relay certificate" in page and "days left" in page and DOMAIN in page
+
+    # the operator on the host: gunicorn's own port, from loopback, no token
+    serial = format(leaf_of(stack.cert_dir / "fullchain.pem").serial_number, "x")
+    with chromium(tmp_path / "chromium") as driver:
+        driver.get(f"{stack.relay.url}/status")
+        card = driver.find_element(By.ID, "relay-certificate").text
+        assert serial in card and "days left" in card and "placeholder" not in card
+        full_page_screenshot(driver, tmp_path / "status-nginx-stack.png")
