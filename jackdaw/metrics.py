@@ -227,15 +227,19 @@ class DatabaseCollector(Collector):
                                    "nothing was spent)", labels=["limit"])
         spent = GaugeMetricFamily("jackdaw_budget_exhausted",
                                   "Buckets of each upstream limit with less than one token left", labels=["limit"])
+        capacity = GaugeMetricFamily("jackdaw_budget_capacity",
+                                     "Tokens a full bucket of each upstream limit holds (nearly spent: "
+                                     "jackdaw_budget_remaining_lowest / jackdaw_budget_capacity)", labels=["limit"])
         for lim in self.limits:
             levels = [refill(tokens, lim, (now - _aware(updated)).total_seconds())
                       for name, tokens, updated in buckets if name == lim.name]
             lowest.add_metric([lim.name], min(levels, default=float(lim.capacity)))
             spent.add_metric([lim.name], sum(1 for level in levels if level < 1))
+            capacity.add_metric([lim.name], lim.capacity)
         pauses = GaugeMetricFamily("jackdaw_upstream_paused_names",
                                    "Names the upstream CA paused for the relay's account (jackdaw budget)")
         pauses.add_metric([], paused)
-        return [lowest, spent, pauses]
+        return [lowest, spent, capacity, pauses]
 
 
 def names_label(names: Sequence[str]) -> str:
