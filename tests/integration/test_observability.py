@@ -489,6 +489,9 @@ class BrokenUpstream:
     def forget(self) -> None:
         pass
 
+    def note_unreachable(self, exc: BaseException) -> str:
+        return "ref"
+
 
 def insert_ready_order(rt: Runtime) -> str:
     now = utcnow()
