@@ -305,10 +305,10 @@ class UpstreamAccount:
         self._meta_at = time.monotonic()
         try:
             doc = fetch_directory(self.settings)
-        except requests.RequestException as exc:
+        except requests.ConnectionError as exc:  # refused, no route, DNS, TLS: the CA cannot be reached
             self.note_unreachable(exc)
             return self._meta
-        except ValueError as exc:
+        except (requests.RequestException, ValueError) as exc:
             log.warning("upstream directory %s: %s", self.directory_url, exc)
             return self._meta
         self.note_reachable()

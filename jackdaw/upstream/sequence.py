@@ -132,7 +132,7 @@ class Leg2:
                 self._save(row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
                 raise RetryLater("upstream account unknown; registering again", 0) from exc
             if kind is Verdict.TRANSIENT:
-                if isinstance(exc, requests.RequestException):
+                if isinstance(exc, requests.ConnectionError):  # not a slow answer: no answer at all
                     reference = self.upstream.note_unreachable(exc)
                     # nothing upstream yet, and the CA keeps not answering: the client hears it now,
                     # not after its own patience ran out
