@@ -26,13 +26,15 @@ REQUIREMENTS := requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 
 # Debian packages: venv for the system python, the e2e test bed (Pebble, BIND; lego, acme-tiny,
 # uacme, dehydrated and Caddy as clients), nginx for the reverse-proxy setup, pg_isready for the
-# PostgreSQL check, headless Chromium (with its driver and a font) for the status page.
+# PostgreSQL check, headless Chromium (with its driver and a font) for the status page, prometheus for
+# promtool (the alert rules' test).
 DEB_PACKAGES := python3-venv pebble bind9 bind9-utils lego acme-tiny uacme dehydrated caddy nginx postgresql-client \
-	ca-certificates systemd gettext-base chromium chromium-driver fonts-dejavu-core
+	ca-certificates systemd gettext-base chromium chromium-driver fonts-dejavu-core prometheus
 # what the tests and the demo execute from those packages
 PEBBLE := /usr/bin/pebble
 NAMED := /usr/sbin/named
 LEGO := /usr/bin/lego
+PROMTOOL := /usr/bin/promtool
 CLIENTS := $(LEGO) /usr/bin/acme-tiny /usr/bin/uacme /usr/bin/dehydrated /usr/bin/caddy
 BROWSER := /usr/bin/chromium /usr/bin/chromedriver
 PG_HOST := 127.0.0.1
@@ -66,7 +68,10 @@ deps:
 	$(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	case " $$missing " in *" caddy "*) \
 	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now caddy.service || true; fi;; \
-	esac  # the package starts a Caddy on :80 and :443; the tests run their own
+	esac; \
+	case " $$missing " in *" prometheus "*) \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now prometheus.service || true; fi;; \
+	esac  # caddy starts a Caddy on :80 and :443, prometheus a server on :9090; tests need neither
 
 venv: $(STAMP)
 
@@ -107,9 +112,9 @@ lint: venv
 precheck: precheck-tools precheck-postgres
 
 precheck-tools:
-	@for tool in $(PEBBLE) $(NAMED) $(CLIENTS) $(BROWSER); do \
+	@for tool in $(PEBBLE) $(NAMED) $(PROMTOOL) $(CLIENTS) $(BROWSER); do \
 	  [ -x "$$tool" ] || { echo "precheck: $$tool is missing; run 'make deps' (packages: $(DEB_PACKAGES))" >&2; exit 1; }; \
-	done; echo "precheck: pebble, named, the clients (lego, acme-tiny, uacme, dehydrated, caddy) and chromium present"
+	done; echo "precheck: pebble, named, promtool, chromium and the clients (lego, acme-tiny, uacme, dehydrated, caddy) present"
 
 precheck-postgres: venv
 	@pg_up() { \

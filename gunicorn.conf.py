@@ -31,6 +31,8 @@ preload_app = workers > 1
 control_socket_disable = True
 accesslog = os.environ.get("JACKDAW_ACCESS_LOG") or None
 errorlog = "-"
+# gunicorn's error and access lines in Jackdaw's LOG_FORMAT (text or one JSON object per line)
+logger_class = "jackdaw.serverlog.Logger"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # behind nginx: trust X-Forwarded-* only from the local proxy
 forwarded_allow_ips = os.environ.get("JACKDAW_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")

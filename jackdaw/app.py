@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import Flask
 from sqlalchemy import event
 
-from jackdaw import logs, notify
+from jackdaw import logs, metrics, notify
 from jackdaw import retention as retention_job
 from jackdaw.budget import Budget, settle_budget
 from jackdaw.db import make_engine, make_sessionmaker
@@ -112,6 +112,8 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue.register(JobKind.RELAY_CERT, relay_job, relay_job.give_up, max_attempts=RELAY_CERT_ATTEMPTS)
     if settings.relay_cert_enabled:
         queue.periodic.append((settings.relay_cert_check_interval, relay_cert.check))
+
+    metrics.initialise(sorted(queue.handlers), provider.name, budget.limits() if budget.enabled else ())
 
     app = Flask("jackdaw", static_folder=None)
     # one limit for every body (a chunked one too); ACME requests are a few kilobytes

@@ -1,6 +1,6 @@
 """Log formatting: LOG_FORMAT=text (default) or json (one object per line), secrets redacted.
 
-Records carry ``order_id`` / ``account_id`` when a caller passes them with
+Records carry ``order_id`` / ``account_id`` / ``client`` (the requester's address) when a caller passes them with
 ``extra={"order_id": ...}`` or runs inside ``log_context(order_id=...)`` (a contextvar, so
 every record a job's thread writes meanwhile, from any logger, carries it).
 
@@ -32,7 +32,9 @@ REDACTED = "***"
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSPHRASE|HMAC|PASSWD|TOKEN|PRIVATE|API_?KEY|ACCESS_KEY$|_AUTH$")
 #: shorter values are not redacted (they would blank out unrelated words and numbers)
 MIN_SECRET_LENGTH = 6
-CONTEXT_FIELDS = ("order_id", "account_id")
+CONTEXT_FIELDS = ("order_id", "account_id", "client")
+#: a record attribute (``extra={FIELDS: {...}}``) whose items become fields of a JSON line
+FIELDS = "fields"
 #: characters that would start a new line, or rewrite one, on a terminal or in the journal
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -57,7 +59,7 @@ _context: dict[str, ContextVar[str | None]] = {name: ContextVar(f"jackdaw_{name}
 
 @contextmanager
 def log_context(**ids: str | None) -> Iterator[None]:
-    """Attach ``order_id`` / ``account_id`` to every record this thread logs meanwhile."""
+    """Attach ``order_id`` / ``account_id`` / ``client`` to every record this thread logs meanwhile."""
     tokens = [(_context[name], _context[name].set(value)) for name, value in ids.items()]
     try:
         yield
@@ -67,7 +69,7 @@ def log_context(**ids: str | None) -> Iterator[None]:
 
 
 def context_ids(record: logging.LogRecord) -> dict[str, str]:
-    """``order_id`` / ``account_id`` of a record: its ``extra=`` values, else the context's."""
+    """``order_id`` / ``account_id`` / ``client`` of a record: its ``extra=`` values, else the context's."""
     found: dict[str, str] = {}
     for name in CONTEXT_FIELDS:
         value = getattr(record, name, None) or _context[name].get()
@@ -124,7 +126,8 @@ class TextFormatter(_Redacting):
 
 
 class JSONFormatter(_Redacting):
-    """One JSON object per line: ts, level, logger, msg, [order_id, account_id], [exc, stack]."""
+    """One JSON object per line: ts, level, logger, msg, [order_id, account_id, client], [the
+    record's FIELDS], [exc, stack]."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -135,6 +138,9 @@ class JSONFormatter(_Redacting):
             "msg": record.getMessage(),
             **context_ids(record),
         }
+        extra = getattr(record, FIELDS, None)
+        if isinstance(extra, dict):
+            doc.update({k: v for k, v in extra.items() if k not in doc})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +12,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _not_context_chatter(record: logging.LogRecord) -> bool:
+    """alembic says "Context impl SQLiteImpl." and "Will assume ... DDL." whenever a
+    MigrationContext is made (each readiness look at the schema): nothing an operator needs.
+    "Running upgrade ..." stays."""
+    return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_not_context_chatter)
 
 
 def alembic_config(database_url: str) -> Config:

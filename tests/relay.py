@@ -68,8 +68,12 @@ def postgres_database() -> Iterator[str]:
 class Relay:
     """Jackdaw under gunicorn on 127.0.0.1:<port>."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str], port: int | None = None) -> None:
+    def __init__(self, workdir: Path, env: Mapping[str, str], port: int | None = None,
+                 ready_path: str = "/readyz") -> None:
         self.workdir = workdir
+        #: what start() waits for: /readyz (database, schema, upstream), or /healthz for a
+        #: relay whose upstream is meant to be down
+        self.ready_path = ready_path
         self.port = port or free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("REQUESTS_CA", "SSL_CERT", "CURL_CA"))}
         self.env.update(env)
@@ -103,10 +107,10 @@ class Relay:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log_tail()}")
             try:
                 # ready = database, schema and upstream (Pebble) usable, as a load balancer sees it
-                resp = requests.get(f"{self.url}/readyz", timeout=10)
+                resp = requests.get(f"{self.url}{self.ready_path}", timeout=10)
                 if resp.status_code == 200:
                     return self
-                last = f"/readyz {resp.status_code}: {resp.text}"
+                last = f"{self.ready_path} {resp.status_code}: {resp.text}"
             except requests.RequestException:
                 pass
             time.sleep(0.1)

@@ -200,6 +200,10 @@ class Bind(_Process):
         self.port = port or free_dns_port(*{address, *self.secondaries} - {"127.0.0.1"})
         self.key_name = key_name
         self.key_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        #: the relay's key may only change TXT records (README's recipe); tests that set up
+        #: other records (a host's A record) sign with this one
+        self.admin_key_name = f"{key_name}-admin"
+        self.admin_key_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         #: None: no NOTIFY to the secondaries (they lag until poked); N: real NOTIFY, N s apart
         self.notify_delay = notify_delay
         #: the primary this server transfers its zones from; None for a primary
@@ -244,7 +248,10 @@ class Bind(_Process):
             if self.notify_delay is not None:
                 targets = "".join(f"{a} port {self.port}; " for a in self.secondaries)
                 extra += f" notify explicit; also-notify {{ {targets}}}; notify-delay {self.notify_delay};"
-        return f'zone "{zone}" {{ type primary; file "{d}/db.{zone}"; allow-update {{ {key} }};{extra} }};\n'
+        # README's BIND recipe: the relay's key may change TXT records anywhere in the zone, nothing else
+        policy = (f'update-policy {{ grant "{self.key_name}" zonesub TXT; '
+                  f'grant "{self.admin_key_name}" zonesub ANY; }};')
+        return f'zone "{zone}" {{ type primary; file "{d}/db.{zone}"; {policy}{extra} }};\n'
 
     def named_conf(self) -> str:
         d = self.workdir
@@ -257,6 +264,7 @@ class Bind(_Process):
         # notify no (zones may override): the NS records say <address>:53, which is not us
         return f"""\
 key "{self.key_name}" {{ algorithm hmac-sha256; secret "{self.key_secret}"; }};
+key "{self.admin_key_name}" {{ algorithm hmac-sha256; secret "{self.admin_key_secret}"; }};
 controls {{ }};
 options {{
     directory "{d}";

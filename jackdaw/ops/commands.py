@@ -360,14 +360,15 @@ def dns_check(name: str, settings: Settings, provider: DNSProvider, timeout: flo
     from jackdaw.jobs import JobQueue
     from jackdaw.ops.dnscheck import run_check
 
+    def say(line: str) -> None:  # as it happens: a slow server is seen while the check waits
+        print(line, flush=True)
+
     try:
         with database(settings.database_url, read_only=False) as (engine, sessions):
-            result = run_check(name, settings, provider, timeout=timeout,
+            result = run_check(name, settings, provider, timeout=timeout, progress=say,
                                queue=JobQueue(engine, sessions, threads=0, lease_seconds=settings.job_lease))
     except (Failed, SQLAlchemyError):
-        result = run_check(name, settings, provider, timeout=timeout)
-    for line in result.details():
-        print(line)
+        result = run_check(name, settings, provider, timeout=timeout, progress=say)
     for line in result.verdict():
         print(line, file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1

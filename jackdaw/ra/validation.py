@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics, states
 from jackdaw.jobs import JobContext, JobQueue, Wait
+from jackdaw.logs import log_context
 from jackdaw.models import Challenge
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import Status
@@ -46,11 +47,13 @@ class ValidationJob:
             account_key = load_jwk(order.account.jwk)
             binding = bindings.binding_of(s, order.account)
             requester = order.requester
+            ids = {"order_id": order.id, "account_id": order.account_id, "client": requester}
         # Network I/O happens outside any transaction (SQLite holds its write lock per transaction).
         http01 = challenges.HTTP01(token=jose.b64.b64decode(token))
         expected = http01.key_authorization(account_key)
-        result = self.validator.validate(name, token, expected, partial(redirect_refusal, self.allowed_domains,
-                                                                          binding))
+        with log_context(**ids):  # the validator's own lines name the order, account and client too
+            result = self.validator.validate(name, token, expected,
+                                             partial(redirect_refusal, self.allowed_domains, binding))
         if result.problem is None:
             resolved = [a for r in result.records if r.get("hostname") == name for a in r.get("addressesResolved", [])]
             try:
@@ -76,15 +79,17 @@ class ValidationJob:
 
     def _decide(self, s: Session, chall: Challenge, name: str, problem: problems.AcmeProblem | None) -> None:
         order = chall.authz.order
-        extra = {"order_id": order.id, "account_id": order.account_id}
+        extra = {"order_id": order.id, "account_id": order.account_id, "client": order.requester}
+        who = f"account {order.account_id}, client {order.requester or '-'}"
         if problem is None:
             # a ready order waits for its client's finalize: leg 2 starts there, so an order
             # never finalized spends nothing upstream
             states.challenge_passed(chall)
-            log.info("validated %s for order %s", name, order.id, extra=extra)
+            log.info("validated %s for order %s (%s)", name, order.id, who, extra=extra)
         else:
             states.challenge_failed(chall, problem)
-            log.info("validation of %s failed for order %s: %s", name, order.id, problem.detail, extra=extra)
+            log.info("validation of %s failed for order %s (%s): %s", name, order.id, who, problem.detail,
+                     extra=extra)
 
     def give_up(self, challenge_id: str, reason: str) -> None:
         with self.sessions.begin() as s:

@@ -40,14 +40,18 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw import __version__
+from jackdaw import __version__, logs
 from jackdaw.envparse import ConfigError
 from jackdaw.models import UpstreamAccount as AccountRow
 from jackdaw.settings import Settings
+from jackdaw.upstream.errors import unreachable_problem
 
 log = logging.getLogger(__name__)
 
 BAD_NONCE_RETRIES = 10
+#: seconds a failure to reach the CA keeps refusing new orders without a newer failure (the
+#: periodic directory fetch looks again every 10 s meanwhile, and a success clears it)
+DOWN_FOR = 60.0
 #: the files a version before the database-held account kept in DATA_DIR
 LEGACY_KEY_FILE = "upstream-account.key"
 LEGACY_ACCOUNTS_FILE = "upstream-account.json"
@@ -169,6 +173,8 @@ class UpstreamAccount:
         self._client: acme_client.ClientV2 | None = None
         self._meta: UpstreamMeta | None = None
         self._meta_at = 0.0
+        #: (monotonic time, log reference) of the last failure to reach the CA; None once reached
+        self._down: tuple[float, str] | None = None
 
     @property
     def directory_url(self) -> str:
@@ -179,6 +185,32 @@ class UpstreamAccount:
             if self._client is None:
                 self._client = self._connect()
             return self._client
+
+    # -- is the CA reachable? New orders are refused at once while it is not ---------------
+
+    def note_unreachable(self, exc: BaseException) -> str:
+        """Record a transport failure; returns the reference of the log line with its text."""
+        reference = logs.reference()
+        self._down = (time.monotonic(), reference)
+        log.warning("upstream CA %s unreachable (reference %s): %s", self.directory_url, reference, exc)
+        return reference
+
+    def note_reachable(self) -> None:
+        self._down = None
+
+    def unreachable(self) -> str | None:
+        """The log reference of a recent failure to reach the CA, or None."""
+        down = self._down
+        if down is None or time.monotonic() - down[0] > DOWN_FOR:
+            return None
+        return down[1]
+
+    def refuse_if_unreachable(self) -> None:
+        """For request threads: a short, stable problem now instead of an order that can only fail
+        after the client has given up waiting."""
+        reference = self.unreachable()
+        if reference is not None:
+            raise unreachable_problem(reference)
 
     def forget(self) -> None:
         """The CA no longer knows our account (e.g. a test CA restarted): register again."""
@@ -225,6 +257,7 @@ class UpstreamAccount:
         net = PatientNetwork(key, alg=jose.ES256, verify_ssl=verify,  # type: ignore[arg-type]  # requests takes a CA path
                              user_agent=f"jackdaw/{__version__}")
         directory = acme_client.ClientV2.get_directory(self.directory_url, net)
+        self.note_reachable()
         client = acme_client.ClientV2(directory, net)
         url = self.recorded_account_url()
         if not url:
@@ -263,17 +296,22 @@ class UpstreamAccount:
         return self._meta
 
     def refresh_meta_if_due(self, every: float = 600.0) -> None:
-        """A periodic task: fetch the directory when never fetched (or failed), else every ``every`` s."""
-        if self._meta is None or time.monotonic() - self._meta_at >= every:
+        """A periodic task: fetch the directory when never fetched, or the CA was unreachable
+        (to notice it is back), else every ``every`` s."""
+        if self._meta is None or self._down is not None or time.monotonic() - self._meta_at >= every:
             self.refresh_meta()
 
     def refresh_meta(self) -> UpstreamMeta | None:
         self._meta_at = time.monotonic()
         try:
             doc = fetch_directory(self.settings)
+        except requests.ConnectionError as exc:  # refused, no route, DNS, TLS: the CA cannot be reached
+            self.note_unreachable(exc)
+            return self._meta
         except (requests.RequestException, ValueError) as exc:
             log.warning("upstream directory %s: %s", self.directory_url, exc)
             return self._meta
+        self.note_reachable()
         meta: dict[str, Any] = doc["meta"] if isinstance(doc.get("meta"), dict) else {}
         profiles: dict[str, Any] = meta["profiles"] if isinstance(meta.get("profiles"), dict) else {}
         self._meta = UpstreamMeta(

@@ -38,6 +38,17 @@ UPSTREAM_MESSAGES = {
 }
 
 
+#: what a client is told while the relay cannot reach the CA at all (the transport error, which
+#: names internal hosts and ports, is in the log under the reference)
+UNREACHABLE = "the upstream CA cannot be reached; try again later"
+UNREACHABLE_RETRY_AFTER = 60
+
+
+def unreachable_problem(reference: str) -> problems.AcmeProblem:
+    return problems.ServerInternal(f"{UNREACHABLE} (reference {reference}; the error is in the relay's log)",
+                                   retry_after=UNREACHABLE_RETRY_AFTER)
+
+
 class UpstreamFailed(Exception):
     """The upstream CA said no; carries the problem the client will see on its order."""
 

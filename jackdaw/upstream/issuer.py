@@ -54,15 +54,18 @@ class OrderJob:
             if order is None or order.status not in (Status.READY, Status.PROCESSING):
                 return
             names, csr_der, profile, replaces = list(order.identifiers), order.csr, order.profile, order.replaces
+            account_id, client = order.account_id, order.requester
             progress = self.leg2.load(s, ctx.kind, ctx.subject_id)
-        outcome = self.leg2.advance(ctx, names, lambda: x509.load_der_x509_csr(csr_der) if csr_der else None,
-                                    row=progress, profile=profile, replaces=replaces)
-        if isinstance(outcome, Issued):
-            self._store_certificate(ctx.subject_id, outcome.chain)
-        elif isinstance(outcome, Failed):
-            self._record_failure(ctx.subject_id, outcome.error)
-        else:
-            assert isinstance(outcome, AwaitingCSR)  # the client's finalize queues this job again
+        # every line of this run (leg 2's failures too) names the account and the client's address
+        with log_context(account_id=account_id, client=client):
+            outcome = self.leg2.advance(ctx, names, lambda: x509.load_der_x509_csr(csr_der) if csr_der else None,
+                                        row=progress, profile=profile, replaces=replaces)
+            if isinstance(outcome, Issued):
+                self._store_certificate(ctx.subject_id, outcome.chain)
+            elif isinstance(outcome, Failed):
+                self._record_failure(ctx.subject_id, outcome.error)
+            else:
+                assert isinstance(outcome, AwaitingCSR)  # the client's finalize queues this job again
 
     def _store_certificate(self, order_id: str, chain: str) -> None:
         leaf = x509.load_pem_x509_certificate(chain.encode())
@@ -75,12 +78,14 @@ class OrderJob:
             s.add(cert)
             s.flush()
             took = (order.updated - order.created).total_seconds()
+            account_id, client, names = order.account_id, order.requester, ", ".join(order.identifiers)
             if cert.ari_id is not None:  # the upstream's renewal window, fetched ahead of the client asking
                 self.queue.enqueue(s, JobKind.RENEWAL_INFO, cert.id)
             self.leg2.finish(s, JobKind.ORDER, order_id)
         metrics.TIME_TO_CERTIFICATE.observe(max(0.0, took))
-        log.info("order %s: certificate issued, serial %x", order_id, leaf.serial_number,
-                 extra={"order_id": order_id})
+        log.info("order %s: certificate issued for %s, serial %x, account %s, client %s", order_id, names,
+                 leaf.serial_number, account_id, client or "-",
+                 extra={"order_id": order_id, "account_id": account_id, "client": client})
 
     def _record_failure(self, order_id: str, error: dict[str, Any]) -> None:
         """A processing order becomes invalid; a ready one keeps the error for its finalize."""

@@ -50,6 +50,7 @@ from jackdaw.upstream.errors import (
     order_problem,
     problem_from_upstream,
     triage,
+    unreachable_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ AUTHZ_DEADLINE = timedelta(seconds=300)
 ISSUE_DEADLINE = timedelta(seconds=300)
 #: steps one run may take without waiting (a guard against a loop between stages)
 MAX_STEPS = 12
+#: runs in a row that could not reach the CA before an order with nothing upstream yet fails
+#: (back-offs of 2 and 4 s between them): a CA blip is ridden out, an outage is told at once
+UNREACHABLE_ATTEMPTS = 3
 
 
 class Stage(StrEnum):
@@ -128,6 +132,12 @@ class Leg2:
                 self._save(row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
                 raise RetryLater("upstream account unknown; registering again", 0) from exc
             if kind is Verdict.TRANSIENT:
+                if isinstance(exc, requests.ConnectionError):  # not a slow answer: no answer at all
+                    reference = self.upstream.note_unreachable(exc)
+                    # nothing upstream yet, and the CA keeps not answering: the client hears it now,
+                    # not after its own patience ran out
+                    if row.stage == Stage.NEW and ctx.attempts >= UNREACHABLE_ATTEMPTS:
+                        return self._fail(row, unreachable_problem(reference))
                 raise RetryLater(f"{type(exc).__name__}: {exc}", backoff(ctx.attempts)) from exc
             if isinstance(exc, UpstreamFailed):
                 return self._fail(row, exc.problem)

@@ -19,6 +19,7 @@ import ipaddress
 from flask import Blueprint, Response, jsonify, request
 
 from jackdaw import metrics
+from jackdaw.relaycert.files import CertStore
 from jackdaw.runtime import runtime
 from jackdaw.wfe.transaction import OPS_BLUEPRINT
 
@@ -60,6 +61,8 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     rt = runtime()
+    settings = rt.settings
+    relay = CertStore(settings.relay_cert_path, settings.relay_domain).status if settings.relay_cert_enabled else None
     body, content_type = metrics.render(rt.engine, sorted(rt.queue.handlers), request.headers.get("Accept"),
-                                        rt.budget.limits() if rt.budget.enabled else ())
+                                        rt.budget.limits() if rt.budget.enabled else (), relay)
     return _no_store(Response(body, content_type=content_type))

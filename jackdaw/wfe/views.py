@@ -141,6 +141,7 @@ def new_order() -> Response:
     assert verified.account is not None
     rt = runtime()
     settings = rt.settings
+    rt.upstream.refuse_if_unreachable()
     meta = rt.upstream.meta()
     order = orders.new_order(session, verified.account, payload, settings,
                              binding=bindings.binding_of(session, verified.account), requester=client_address(),
@@ -210,6 +211,7 @@ def finalize(order_id: str) -> Response:
                      "order")
     # answered at once: the wait for leg 2 is the next poll's, so a client that sleeps before it
     # polls (certbot: 1 s) loses nothing, and one that polls at once (acme-tiny) sees the end
+    runtime().upstream.refuse_if_unreachable()  # the order stays ready: finalize again once the CA is back
     orders.finalize(session, runtime().queue, found, verified.account, payload, runtime().budget)
     resp = _order_response(found)
     if settle.waits():  # come back at once: that poll waits for leg 2 (clients that honour this: lego, Caddy)

@@ -257,10 +257,10 @@ def test_upstream_eab(tmp_path_factory: pytest.TempPathFactory, bind: Bind, tmp_
 
 
 def publish(bind: Bind, fqdn: str, value: str, host: str) -> None:
-    """What an operator does once: add the record through the zone's own update key (and the
+    """What an operator does once: add the record with an update key of their own (and the
     host's own A record: the record's node would otherwise hide the zone's wildcard A)."""
-    update_msg = dns.update.UpdateMessage(ZONE, keyring=dns.tsigkeyring.from_text({bind.key_name: bind.key_secret}),
-                                          keyname=bind.key_name, keyalgorithm="hmac-sha256")
+    update_msg = dns.update.UpdateMessage(ZONE, keyring=dns.tsigkeyring.from_text(
+        {bind.admin_key_name: bind.admin_key_secret}), keyname=bind.admin_key_name, keyalgorithm="hmac-sha256")
     update_msg.add(dns.name.from_text(fqdn), 60,
                    dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [value.encode()]))
     update_msg.add(dns.name.from_text(host), 60, "A", "127.0.0.1")

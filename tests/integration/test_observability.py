@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import os
+import platform
 import runpy
 import secrets
 import subprocess
@@ -29,6 +30,7 @@ import requests
 from acme import messages
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from flask import Flask
@@ -37,10 +39,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.engine import make_url
 
-from jackdaw import create_app, health, logs, migrate
+from jackdaw import __version__, create_app, health, logs, metrics, migrate
 from jackdaw.dns.base import ConfigError, DNSProvider
 from jackdaw.jobs import JobContext, JobKind, RetryLater, Wait
-from jackdaw.models import Account, DnsRecord, Order, UpstreamAccount, utcnow
+from jackdaw.models import Account, Certificate, DnsRecord, Order, UpstreamAccount, utcnow
+from jackdaw.relaycert.files import CertStore, key_pem
 from jackdaw.runtime import Runtime
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import new_key_pem
@@ -486,6 +489,9 @@ class BrokenUpstream:
     def forget(self) -> None:
         pass
 
+    def note_unreachable(self, exc: BaseException) -> str:
+        return "ref"
+
 
 def insert_ready_order(rt: Runtime) -> str:
     now = utcnow()
@@ -733,3 +739,101 @@ def test_gunicorn_start_clears_only_prometheus_files(tmp_path: Path, monkeypatch
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     conf["on_starting"](None)
     assert sorted(p.name for p in directory.iterdir()) == sorted(kept)
+
+
+# --- metrics by convention: certificate expiry, build info, zero-initialised counters --------------
+
+
+def _certificate(s: Any, account: Account, names: list[str], days_left: float, age_days: float = 1) -> str:
+    now = utcnow()
+    order = Order(account_id=account.id, status="valid", expires=now + timedelta(days=7), identifiers=names)
+    s.add(order)
+    s.flush()
+    serial = secrets.token_hex(8)
+    s.add(Certificate(order_id=order.id, serial=serial, chain_pem="-", not_after=now + timedelta(days=days_left),
+                      created=now - timedelta(days=age_days)))
+    return serial
+
+
+def _relay_chain(domain: str, days: int) -> tuple[bytes, bytes]:
+    """A CA-issued-looking certificate for the relay: issuer differs from subject, not the placeholder."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")]))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return cert.public_bytes(Encoding.PEM), key_pem(key)
+
+
+def expiry_series(samples: Samples) -> dict[tuple[str, str], float]:
+    """(kind, names) -> notAfter of every jackdaw_certificate_expiration_timestamp_seconds series."""
+    found = {}
+    for (name, labels), v in samples.items():
+        if name == "jackdaw_certificate_expiration_timestamp_seconds":
+            d = dict(labels)
+            found[(d["kind"], d["names"])] = v
+    return found
+
+
+def test_certificate_expiry_build_info_and_zero_counters(database_url: str, tmp_path: Path) -> None:
+    tls = tmp_path / "tls"
+    with running_app(database_url, tmp_path / "data", RELAY_CERT_ENABLED="true", RELAY_CERT_DIR=str(tls)) as app:
+        rt = runtime_of(app)
+        store = CertStore(tls, rt.settings.relay_domain)
+        store.ensure_placeholder()
+        with rt.sessions.begin() as s:
+            alice = Account(thumbprint=secrets.token_hex(16), jwk={}, status="valid")
+            s.add(alice)
+            s.flush()
+            _certificate(s, alice, ["b.example.test", "a.example.test", "c.example.test"], 5, age_days=85)
+            renewed = _certificate(s, alice, ["a.example.test", "c.example.test", "b.example.test"], 80)
+            single = _certificate(s, alice, ["solo.example.test"], 20)
+        samples = scrape(app)
+        series = expiry_series(samples)
+        # one series per name set, the renewed one at its new certificate; the placeholder is not reported
+        assert set(series) == {("client", "a.example.test +2"), ("client", "solo.example.test")}
+        assert series[("client", "a.example.test +2")] == pytest.approx(
+            (utcnow() + timedelta(days=80)).timestamp(), abs=120)
+        assert ("jackdaw_certificate_expiration_timestamp_seconds",
+                frozenset({"kind": "client", "names": "solo.example.test", "serial": single}.items())) in samples
+        assert any(dict(labels).get("serial") == renewed for _, labels in samples)
+        assert value(samples, "jackdaw_certificates_current") == 2
+        assert value(samples, "jackdaw_relay_certificate_ok") == 0  # only the placeholder
+
+        chain, key = _relay_chain(rt.settings.relay_domain, 60)
+        store.install(key, chain)
+        samples = scrape(app)
+        assert value(samples, "jackdaw_relay_certificate_ok") == 1
+        relay = expiry_series(samples)[("relay", rt.settings.relay_domain)]
+        assert relay == pytest.approx((utcnow() + timedelta(days=60)).timestamp(), abs=120)
+
+        info = [dict(labels) for name, labels in samples if name == "jackdaw_build_info"]
+        assert info == [{"version": __version__, "python": platform.python_version()}]
+        assert not [name for name, _ in samples if name.endswith("_created")]
+        # counters exist before anything happened
+        for name, labels in [("jackdaw_validations_total", {"outcome": "connection"}),
+                             ("jackdaw_upstream_errors_total", {"type": "timeout"}),
+                             ("jackdaw_job_runs_total", {"kind": "order", "outcome": "gave_up"}),
+                             ("jackdaw_relay_cert_failures_total", {}),
+                             ("jackdaw_dns_provider_failures_total", {"provider": "rfc2136", "op": "present"}),
+                             ("jackdaw_budget_refusals_total", {"reason": "paused"})]:
+            assert (name, frozenset(labels.items())) in samples, name
+
+
+def test_certificate_series_are_capped(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "CERTIFICATE_SERIES_CAP", 3)
+    with running_app(database_url, tmp_path / "data") as app:
+        with runtime_of(app).sessions.begin() as s:
+            alice = Account(thumbprint=secrets.token_hex(16), jwk={}, status="valid")
+            s.add(alice)
+            s.flush()
+            for n in range(5):
+                _certificate(s, alice, [f"n{n}.example.test"], 10 + n)
+        samples = scrape(app)
+    assert sorted(expiry_series(samples)) == [("client", f"n{n}.example.test") for n in range(3)]  # the soonest
+    assert value(samples, "jackdaw_certificates_current") == 5

@@ -96,3 +96,13 @@ def test_env_examples_show_the_readme_default(example: str) -> None:
             assert value.strip() == LITERALS[name], f"{example}: #{name}={value} but the README says {LITERALS[name]}"
             checked += 1
     assert checked >= 10
+
+
+@pytest.mark.parametrize("example", ["deploy/jackdaw.env.example"])
+def test_the_deploy_env_example_lists_every_setting(example: str) -> None:
+    """It says it lists every setting: each one the code reads (and the README's table names)
+    is there, set or commented out with its default."""
+    listed = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", (ROOT / example).read_text(), re.M))
+    wanted = _read_by_code() | set(TABLE)
+    missing = sorted(name for name in wanted if name not in listed and name.removesuffix("_FILE") not in listed)
+    assert missing == [], f"{example} misses {missing}"
