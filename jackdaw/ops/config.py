@@ -53,12 +53,23 @@ def mask_url(value: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def mask_path(value: str) -> str:
+    """A URL reduced to scheme and host: a webhook's path is often its secret (Slack, Teams)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return MASK
+    return f"{parts.scheme}://{parts.hostname}/{MASK}" if parts.scheme and parts.hostname else MASK
+
+
 def mask(key: str, value: str) -> str:
     """What `check --show` may print for ``key=value``."""
     if not value:
         return value
     if is_secret_key(key):
         return mask_secret(value)
+    if key.upper().endswith("WEBHOOK_URL"):
+        return mask_path(value)
     return mask_url(value)
 
 

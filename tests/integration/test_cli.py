@@ -395,11 +395,15 @@ def test_check_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatc
                                   settings_env: None) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://jackdaw:hunter2-db-pass@db.internal:5432/jackdaw")
     monkeypatch.setenv("RFC2136_UNUSED_EXTRA", "visible-value")
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://hooks.slack.example/services/T0/B0/slack-path-token")
+    monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", "webhook-signing-secret")
     rc, out, err = run(capsys, "check", "--show")
     assert rc == 0, err
     assert out.startswith("settings OK: relay relay.example.test")
     assert TSIG_SECRET not in out and TSIG_SECRET[:6] not in out
     assert "hunter2-db-pass" not in out
+    assert "slack-path-token" not in out and "webhook-signing-secret" not in out
+    assert "https://hooks.slack.example/****" in out
     assert "postgresql+psycopg://jackdaw:****@db.internal:5432/jackdaw" in out
     lines = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()[1:] if line.startswith("  ")}
     assert lines["relay_domain"] == "relay.example.test"
