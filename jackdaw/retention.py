@@ -10,7 +10,9 @@ run holds a thread for long.
   value still to be removed, no upstream budget still held or spent and
   not yet settled;
 - budget buckets untouched for two of their periods: refilled, the same as no row (a missing
-  bucket is created full); two, because a CA's retry time may hold one below zero for a period.
+  bucket is created full); two, because a CA's retry time may hold one below zero for a period;
+- notifications ``NOTIFICATIONS_KEPT`` after they were raised, unless still being delivered:
+  a row is what keeps its condition from being told again, so it outlives the condition.
 
 Finished jobs are deleted when they finish (jackdaw.jobs); accounts and EAB keys are kept.
 """
@@ -30,7 +32,18 @@ from jackdaw import metrics
 from jackdaw.budget import Reservation
 from jackdaw.jobs import JobContext, JobKind, Wait
 from jackdaw.ledger import now_of
-from jackdaw.models import Authz, BudgetBucket, Certificate, Challenge, DnsRecord, Job, Nonce, Order, UpstreamOrder
+from jackdaw.models import (
+    Authz,
+    BudgetBucket,
+    Certificate,
+    Challenge,
+    DnsRecord,
+    Job,
+    Nonce,
+    Notification,
+    Order,
+    UpstreamOrder,
+)
 from jackdaw.protocol.constants import Status
 
 log = logging.getLogger(__name__)
@@ -40,6 +53,9 @@ SUBJECT = "all"
 BATCH = 500
 #: how often the job is asked for (each instance asks; the queue runs it once)
 EVERY = 300.0
+#: the longest-lived condition, an unrenewed certificate, stays current for at most
+#: NOTIFY_EXPIRY_DAYS + 30 days (jackdaw.inventory's horizon): its row must outlive that
+NOTIFICATIONS_KEPT = timedelta(days=400)
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,15 @@ class RetentionJob:
             counts["budget_buckets"] = sum(
                 _delete_buckets(s, name, now - timedelta(seconds=2 * period))
                 for name, period in self.retention.bucket_periods.items())
+        with self.sessions.begin() as s:
+            old = list(s.scalars(select(Notification.id).where(Notification.created < now - NOTIFICATIONS_KEPT)
+                                 .order_by(Notification.id).limit(BATCH)))
+            sending = set(s.scalars(select(Job.subject_id).where(Job.kind == JobKind.NOTIFY,
+                                                                 Job.subject_id.in_([str(i) for i in old]))))
+            gone = [i for i in old if str(i) not in sending]
+            if gone:
+                s.execute(delete(Notification).where(Notification.id.in_(gone)))
+            counts["notifications"] = len(gone)
         for table, n in counts.items():
             if n:
                 metrics.PRUNED_ROWS.labels(table=table).inc(n)

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import logs
-from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, Wait
+from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
 from jackdaw.ledger import Limit, now_of
-from jackdaw.models import Job, Notification, utcnow
+from jackdaw.models import Notification, utcnow
 from jackdaw.notify import events
 from jackdaw.notify.channels import Channel, DeliveryFailed, configured
 from jackdaw.notify.events import Event
@@ -36,10 +36,6 @@ EVERY = 120.0
 #: first retry of a failed delivery, doubling up to RETRY_MAX
 RETRY_BASE = 15.0
 RETRY_MAX = 3600.0
-#: rows older than this are deleted by the sweep (the longest-lived condition, an unrenewed
-#: certificate, stays current for at most NOTIFY_EXPIRY_DAYS + 30 days: inventory's horizon)
-KEEP = timedelta(days=400)
-PRUNE_BATCH = 500
 
 
 def retry_delay(attempts: int) -> float:
@@ -123,24 +119,14 @@ class Notifier:
         self.sweep(ctx)
 
     def sweep(self, ctx: JobContext | None = None, now: datetime | None = None) -> list[int]:
-        """Raise what the rows show, drop old rows; the ids raised (``now`` for tests)."""
+        """Raise what the rows show; the ids raised (``now`` for tests). Old rows are pruned by
+        jackdaw.retention."""
         if not self.channels:
             return []
         found = self.find(now)
         if ctx is not None:
             ctx.guard()
-        added = self.raise_events(found, now)
-        with self.sessions.begin() as s:
-            cutoff = (now or now_of(s)) - KEEP
-            old = list(s.scalars(select(Notification.id).where(Notification.created < cutoff).limit(PRUNE_BATCH)))
-            queued = set(s.scalars(select(Job.subject_id).where(Job.kind == JobKind.NOTIFY,
-                                                                Job.subject_id.in_([str(i) for i in old]))))
-            gone = [i for i in old if str(i) not in queued]
-            if gone:
-                s.execute(delete(Notification).where(Notification.id.in_(gone)))
-        if len(old) >= PRUNE_BATCH and ctx is not None:
-            raise Wait("more old notifications to delete", 0)
-        return added
+        return self.raise_events(found, now)
 
     # -- delivering ------------------------------------------------------------------------
 

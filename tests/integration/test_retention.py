@@ -28,6 +28,7 @@ from jackdaw.models import (
     DnsRecord,
     Job,
     Nonce,
+    Notification,
     Order,
     UpstreamOrder,
     utcnow,
@@ -170,10 +171,23 @@ def test_nothing_still_referred_to_is_pruned(relay: Relay, alice: RequestSigner)
         held = s.get(Order, held_url.rsplit("/", 1)[-1])
         assert held is not None
         held.budget = "held"
+    with relay.runtime.sessions.begin() as s:  # notifications: one told long ago, one still being delivered
+        long_ago = utcnow() - retention.NOTIFICATIONS_KEPT - timedelta(days=1)
+        told = Notification(event="e", subject="told", period="once", channel="webhook", payload={},
+                            created=long_ago)
+        sending = Notification(event="e", subject="sending", period="once", channel="webhook", payload={},
+                               created=long_ago)
+        recent = Notification(event="e", subject="recent", period="once", channel="webhook", payload={})
+        s.add_all([told, sending, recent])
+        s.flush()
+        relay.queue.enqueue(s, JobKind.NOTIFY, str(sending.id), delay=10**6)
     job = relay.queue.handlers[JobKind.RETENTION].handler
     assert isinstance(job, retention.RetentionJob)
     counts = job.prune(now=None)
     assert counts["orders"] == 1 and counts["certificates"] == 0 and counts["nonces"] == 1, counts
+    assert counts["notifications"] == 1, counts
+    with relay.runtime.sessions() as s:
+        assert set(s.scalars(select(Notification.subject))) == {"sending", "recent"}
     with relay.runtime.sessions() as s:
         left = {o.identifiers[0] for o in s.scalars(select(Order))}
         assert left == {f"txt.{DOMAIN}", f"held.{DOMAIN}", f"revoked.{DOMAIN}"}  # not gone.{DOMAIN}
