@@ -28,15 +28,12 @@ from tests.integration.test_acme_flow import (  # noqa: F401 - fixtures
 )
 from tests.signer import RequestSigner
 
-
-@pytest.fixture
-def sqlite_only(database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL has row locks: every view is one transaction there")
+# SQLite only: PostgreSQL has row locks, and there every view is one transaction
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
-def transactions(relay: Relay, sqlite_only: None) -> Iterator[list[list[str]]]:
+def transactions(relay: Relay) -> Iterator[list[list[str]]]:
     """Each SQLite transaction the relay runs, as the list of its statements' first words."""
     engine = relay.runtime.engine
     done: list[list[str]] = []
@@ -78,7 +75,7 @@ def test_a_poll_reads_outside_the_write_lock(relay: Relay, alice: RequestSigner,
 
 
 def test_an_order_found_expired_by_a_poll_is_kept_and_its_nonce_spent_once(
-        relay: Relay, alice: RequestSigner, sqlite_only: None) -> None:
+        relay: Relay, alice: RequestSigner) -> None:
     order_url, _ = new_order(alice, "late.ok.example.test")
     with relay.runtime.sessions.begin() as s:
         s.execute(update(Order).where(Order.id == order_url.rsplit("/", 1)[-1])
@@ -89,8 +86,7 @@ def test_an_order_found_expired_by_a_poll_is_kept_and_its_nonce_spent_once(
     problem(alice.send(order_url, body), "badNonce", 400)  # the same JWS again: its nonce is spent
 
 
-def test_a_failed_poll_spends_its_nonce(relay: Relay, alice: RequestSigner, bob: RequestSigner,
-                                        sqlite_only: None) -> None:
+def test_a_failed_poll_spends_its_nonce(relay: Relay, alice: RequestSigner, bob: RequestSigner) -> None:
     order_url, _ = new_order(alice, "mine.ok.example.test")
     body = bob.sign(order_url, b"")
     problem(bob.send(order_url, body), "malformed", 404)  # not bob's: reported as missing
