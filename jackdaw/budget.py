@@ -126,8 +126,16 @@ class Budget:
 
     # -- a client's order ------------------------------------------------------------------
 
+    def hold(self, order: Order) -> None:
+        """A new order, before its first flush: it will hold a reservation (``admit`` takes it)."""
+        if self.enabled:
+            order.budget = Reservation.HELD
+
     def admit(self, s: Session, order: Order, binding: EabKey | None) -> None:
-        """At newOrder, in its transaction: take the order's tokens or refuse it (429)."""
+        """At newOrder, in its transaction, after ``hold`` and the order's INSERT: take the
+        order's tokens or refuse it (429, and the request's rollback takes the order back). Last,
+        because on PostgreSQL the bucket rows stay locked until the commit, and every order of an
+        account (or a registered domain) takes the same rows."""
         if not self.enabled:
             return
         self._refuse_paused(s, order.identifiers)
@@ -138,7 +146,6 @@ class Budget:
         if quota is not None and binding is not None:
             wants.append(Want(quota, binding.kid, 1, 0, f"EAB key {binding.name}"))
         self._take(s, wants)
-        order.budget = Reservation.HELD
 
     def commit(self, s: Session, order: Order) -> None:
         """At finalize: the order goes upstream now; a reservation given back is taken again."""

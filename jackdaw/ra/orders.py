@@ -47,8 +47,8 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], setti
     now = utcnow()
     order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names,
                   requester=requester, profile=profile, replaces=replaced.ari_id if replaced else None)
-    if budget is not None:  # before the order is added: a refused order costs no INSERT, an admitted one no UPDATE
-        budget.admit(session, order, binding)
+    if budget is not None:
+        budget.hold(order)  # in the order's INSERT, not an UPDATE after it
     session.add(order)
     for position, name in enumerate(names):
         wildcard = name.startswith("*.")
@@ -60,6 +60,8 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], setti
     session.flush()
     if replaced is not None:
         replaced.replaced_by = order.id
+    if budget is not None:
+        budget.admit(session, order, binding)
     return order
 
 
