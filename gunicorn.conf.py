@@ -12,11 +12,12 @@ if __name__ == "__config__":  # loaded by gunicorn (not by a test reading the de
 
 bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-# One worker x 4 threads by default (bench/polling.py on 2 cores): requests are short and
-# CPU-bound under the GIL, so more threads only add switching (16 threads: 104 polls/s, 4: 133),
-# and a second worker costs ~90 MB for ~15 % more (153 polls/s at 206 MB). SQLite has one writer
-# anyway; add workers (or instances) on PostgreSQL when one process is not enough. Request threads
-# never wait on DNS or the upstream CA (job threads do), so a few threads serve many clients.
+# One worker x 4 threads by default: requests are short and CPU-bound under the GIL, so one
+# worker is one core (bench/polling.py on 2 cores: ~200 polls/s, ~130 newOrders/s on SQLite).
+# For more, 2 workers x 2 threads (290-410 polls/s in the README's runs, 143 MB for the tree:
+# they preload and share the code; set PROMETHEUS_MULTIPROC_DIR then): fewer threads per worker
+# switch less. Request threads never wait on DNS or the upstream CA (job threads do), so a few
+# threads serve many clients; a free thread lets a poll wait for a result (RESPONSE_WAIT).
 workers = int(os.environ.get("JACKDAW_WORKERS", "1"))
 threads = int(os.environ.get("JACKDAW_THREADS", "4"))
 timeout = 60
