@@ -103,6 +103,9 @@ def find_zone(name: str, resolver: dns.resolver.Resolver) -> str:
     """The apex of the zone holding ``name`` (SOA discovery), lowercase, no trailing dot."""
     try:
         zone = dns.resolver.zone_for_name(dns.name.from_text(name), resolver=resolver, lifetime=resolver.lifetime)
+    except dns.resolver.NoRootSOA as e:  # dnspython's text: "... This should never happen!"
+        raise DNSLookupError(f"{name}: cannot find its zone: no SOA record up to the root (does the resolver "
+                             "answer for this name?)") from e
     except dns.exception.DNSException as e:
         raise DNSLookupError(f"{name}: cannot find its zone: {e}") from e
     return _text(zone).lower()
