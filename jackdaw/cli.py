@@ -242,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from jackdaw.envfile import data_dir_is_default, database_url_from_env
     from jackdaw.ops import commands
-    from jackdaw.settings import Settings, data_dir_is_default, database_url_from_env
+    from jackdaw.settings import Settings
 
     if args.command == "db":
         url = database_url_from_env()

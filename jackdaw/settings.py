@@ -6,7 +6,6 @@ Names and defaults follow the original Jackdaw README so an existing `.env` keep
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -15,9 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
-
-from jackdaw import envparse
+from jackdaw import envfile, envparse
 from jackdaw.envparse import ConfigError
 from jackdaw.ledger import Limit, parse_limit
 from jackdaw.logs import parse_log_format
@@ -228,55 +225,6 @@ def _resolver(env: Mapping[str, str], key: str) -> str | None:
     return raw
 
 
-def check_database_url(url: str) -> str:
-    """Only the drivers Jackdaw ships (another would fail later with ModuleNotFoundError)."""
-    if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
-        raise ConfigError("DATABASE_URL: only sqlite:/// and postgresql+psycopg:// URLs are supported, got "
-                          f"{url.partition(':')[0]}:...")
-    return url
-
-
-def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
-    return check_database_url(env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir.resolve()}/jackdaw.db")
-
-
-#: the environment file the systemd unit reads (EnvironmentFile=); the CLI's --env-file sets it
-ENV_FILE = "JACKDAW_ENV_FILE"
-
-
-def _read_env_file(path: str, key: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as handle:  # dotenv_values says nothing of a missing file
-            handle.read(1)
-    except OSError as e:
-        raise ConfigError(f"{key}: cannot read {path!r}: {e.strerror}") from None
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
-
-
-def _merged_env(dotenv: str | None) -> dict[str, str]:
-    """The process environment with an environment file.
-
-    JACKDAW_ENV_FILE (the unit's EnvironmentFile, or the CLI's --env-file) wins over the
-    process environment, as systemd's EnvironmentFile= wins over Environment=, and no `.env`
-    is read then: the CLI sees exactly what the unit sees. Without it, `./.env` fills in only
-    what the environment leaves unset.
-    """
-    env_file = os.environ.get(ENV_FILE, "").strip()
-    if env_file:
-        return {**os.environ, **_read_env_file(env_file, ENV_FILE)}
-    merged: dict[str, str] = {}
-    if dotenv and Path(dotenv).is_file():
-        merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-    merged.update(os.environ)
-    return merged
-
-
-def data_dir_is_default(dotenv: str | None = ".env") -> bool:
-    """DATA_DIR and DATABASE_URL both unset: the database lives in ./data, which is ours to make."""
-    env = _merged_env(dotenv)
-    return not env.get("DATA_DIR", "").strip() and not env.get("DATABASE_URL", "").strip()
-
-
 #: a guessable token would open the status page to the public side
 STATUS_TOKEN_MIN_LENGTH = 16
 
@@ -289,12 +237,6 @@ def _status_token(env: Mapping[str, str]) -> str | None:
         raise ConfigError(f"STATUS_TOKEN: at least {STATUS_TOKEN_MIN_LENGTH} characters and no spaces "
                           "(e.g. `openssl rand -hex 32`)")
     return token
-
-
-def database_url_from_env(dotenv: str | None = ".env") -> str:
-    """DATABASE_URL alone, for migrations run before the rest is configured."""
-    env = _merged_env(dotenv)
-    return _database_url(env, Path(env.get("DATA_DIR", "").strip() or "data"))
 
 
 SMTP_SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
@@ -463,7 +405,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> Settings:
         """Read settings; `.env` values fill in what the process environment leaves unset."""
-        return cls.parse(_merged_env(dotenv) if env is None else env)
+        return cls.parse(envfile.merged_env(dotenv) if env is None else env)
 
     @classmethod
     def parse(cls, env: Mapping[str, str]) -> Settings:
@@ -471,7 +413,7 @@ class Settings:
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         data_dir = Path(env.get("DATA_DIR", "").strip() or "data")
-        database_url = _database_url(env, data_dir)
+        database_url = envfile.database_url(env, data_dir)
         ca_bundle = env.get("UPSTREAM_CA_BUNDLE", "").strip() or None
         if ca_bundle:
             _readable_file("UPSTREAM_CA_BUNDLE", ca_bundle)

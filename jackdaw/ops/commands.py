@@ -57,7 +57,7 @@ def one_line(exc: SQLAlchemyError) -> str:
 
 def _sqlite_path(url: str) -> Path | None:
     """The file of an SQLite URL (None for PostgreSQL and in-memory SQLite); ConfigError if unparseable."""
-    from jackdaw.settings import check_database_url
+    from jackdaw.envfile import check_database_url
 
     check_database_url(url)
     try:
@@ -80,7 +80,7 @@ def require_database(url: str) -> None:
 def _env_file_hint() -> str:
     import os
 
-    from jackdaw.settings import ENV_FILE
+    from jackdaw.envfile import ENV_FILE
 
     env_file = os.environ.get(ENV_FILE, "").strip()
     return f" from {env_file}" if env_file else ", no --env-file / JACKDAW_ENV_FILE given"
@@ -91,7 +91,7 @@ def database(database_url: str | None = None, read_only: bool = True) -> Iterato
     """The relay's database at schema head; read-only sessions don't take SQLite's write lock."""
     from jackdaw import migrate
     from jackdaw.db import make_engine, make_sessionmaker
-    from jackdaw.settings import database_url_from_env
+    from jackdaw.envfile import database_url_from_env
 
     url = database_url or database_url_from_env()
     require_database(url)

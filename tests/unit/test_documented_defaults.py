@@ -71,7 +71,7 @@ def test_gunicorn_defaults(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _read_by_code() -> set[str]:
-    sources = ["jackdaw/settings.py", "jackdaw/logs.py", "jackdaw/metrics.py", "gunicorn.conf.py"]
+    sources = ["jackdaw/settings.py", "jackdaw/envfile.py", "jackdaw/logs.py", "jackdaw/metrics.py", "gunicorn.conf.py"]
     code = "".join((ROOT / s).read_text() for s in sources)
     return set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"', code))
 

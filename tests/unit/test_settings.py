@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from jackdaw.dns.base import ConfigError
-from jackdaw.settings import LE_PRODUCTION, Settings, database_url_from_env
+from jackdaw.envfile import database_url_from_env
+from jackdaw.settings import LE_PRODUCTION, Settings
 
 REQUIRED = {"RELAY_DOMAIN": "relay.example.test", "ACME_EMAIL": "ops@example.test", "DNS_PROVIDER": "rfc2136"}
 
