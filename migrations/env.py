@@ -8,7 +8,7 @@ from jackdaw.models import Base
 config = context.config
 url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
 if not url:
-    from jackdaw.settings import database_url_from_env
+    from jackdaw.envfile import database_url_from_env
 
     url = database_url_from_env()
 
