@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import states
 from jackdaw.budget import Budget
 from jackdaw.jobs import JobKind, JobQueue
-from jackdaw.models import Account, Authz, Certificate, Challenge, EabKey, Order, utcnow
+from jackdaw.models import Account, Authz, Challenge, EabKey, Order, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import CHALLENGE_HTTP01, Status
 from jackdaw.ra import csr as csr_checks
@@ -27,21 +26,12 @@ ORDER_LIFETIME = timedelta(days=7)
 AUTHZ_LIFETIME = timedelta(days=7)
 
 
-@dataclass
-class NewOrder:
-    """An order checked and built, not yet stored (``prepare_order``, then ``store_order``)."""
-
-    order: Order
-    replaced: Certificate | None
-    binding: EabKey | None
-
-
-def prepare_order(session: Session, account: Account, payload: dict[str, Any], settings: Settings, *,
-                  binding: EabKey | None = None, requester: str | None = None,
-                  offered_profiles: Mapping[str, str] | None = None) -> NewOrder:
-    """Policy (the relay's fence, the account's binding, the profile, an ARI replacement) and
-    the order's rows, built but not added: this reads only, so on SQLite it runs outside the
-    write lock. ``offered_profiles``: the upstream CA's, None while unknown."""
+def new_order(session: Session, account: Account, payload: dict[str, Any], settings: Settings, *,
+              binding: EabKey | None = None, requester: str | None = None, budget: Budget | None = None,
+              offered_profiles: Mapping[str, str] | None = None) -> Order:
+    """Policy first (the relay's fence, the account's binding, the profile, an ARI
+    replacement), then the upstream budget: nothing is stored, and nothing goes upstream, for an
+    order either refuses. ``offered_profiles``: the upstream CA's, None while unknown."""
     if payload.get("notBefore") is not None or payload.get("notAfter") is not None:
         raise problems.Malformed("notBefore and notAfter are not supported")
     if settings.eab_required and binding is None:
@@ -57,30 +47,21 @@ def prepare_order(session: Session, account: Account, payload: dict[str, Any], s
     now = utcnow()
     order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names,
                   requester=requester, profile=profile, replaces=replaced.ari_id if replaced else None)
-    for position, name in enumerate(names):  # attached to the order: added with it
-        authz = Authz(order=order, position=position, identifier=name.removeprefix("*."),
-                      wildcard=name.startswith("*."), status=Status.PENDING, expires=now + AUTHZ_LIFETIME)
-        Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32), status=Status.PENDING,
-                  validation_records=[])
-    return NewOrder(order, replaced, binding)
-
-
-def store_order(session: Session, new: NewOrder, budget: Budget | None = None) -> Order:
-    """The order's rows, then its upstream budget (a refusal rolls both back): nothing is stored,
-    and nothing goes upstream, for an order the budget refuses. What ``prepare_order`` read
-    without the write lock and others may change meanwhile is checked again here."""
-    order = new.order
-    if new.replaced is not None:  # two orders may replace one certificate: only the first does
-        session.refresh(new.replaced)
-        renewal.check_not_replaced(session, new.replaced)
     if budget is not None:
         budget.hold(order)  # in the order's INSERT, not an UPDATE after it
     session.add(order)
+    for position, name in enumerate(names):
+        wildcard = name.startswith("*.")
+        authz = Authz(order=order, position=position, identifier=name.removeprefix("*."), wildcard=wildcard,
+                      status=Status.PENDING, expires=now + AUTHZ_LIFETIME)
+        session.add(authz)
+        session.add(Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32),
+                              status=Status.PENDING, validation_records=[]))
     session.flush()
-    if new.replaced is not None:
-        new.replaced.replaced_by = order.id
-    if budget is not None:  # last: on PostgreSQL its bucket rows stay locked until the commit
-        budget.admit(session, order, new.binding)
+    if replaced is not None:
+        replaced.replaced_by = order.id
+    if budget is not None:
+        budget.admit(session, order, binding)
     return order
 
 

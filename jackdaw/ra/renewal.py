@@ -117,13 +117,8 @@ def check_replaces(s: Session, account: Account, names: list[str], text: Any) ->
         raise problems.Unauthorized("the certificate 'replaces' names was not issued to this account")
     if not set(order.identifiers) & set(names):
         raise problems.Malformed("the new order shares no name with the certificate it replaces")
-    check_not_replaced(s, cert)
-    return cert
-
-
-def check_not_replaced(s: Session, cert: Certificate) -> None:
-    """No order that is not invalid replaces ``cert`` already (as the database says now)."""
     if cert.replaced_by is not None:
-        other = s.get(Order, cert.replaced_by, populate_existing=True)
+        other = s.get(Order, cert.replaced_by)
         if other is not None and other.status != Status.INVALID:
             raise problems.AlreadyReplaced(f"certificate {cert.serial} is already replaced by another order")
+    return cert

@@ -11,10 +11,8 @@ deferred read transaction, with the nonce spent in a short write of its own: SQL
 writer, and a poll holding the write lock for its whole view serialized every poll of every
 worker behind it. A read view that turns out to change something (an order found expired, an
 authorization deactivated) is run again as a writer: the changes of the first run are discarded
-and its nonce, spent already, is not asked for twice. A view that writes after a long look
-(``prepares``: newOrder checks its policy and builds its rows first) reads the same way on SQLite
-until it calls ``begin_writes``; only its INSERTs and what must be checked again hold the lock.
-PostgreSQL has row locks: there every view is one transaction.
+and its nonce, spent already, is not asked for twice. PostgreSQL has row locks: there every view
+is one transaction.
 """
 
 from __future__ import annotations
@@ -53,19 +51,8 @@ def session() -> Session:
         # a read view's changes are never flushed: at its end they make it run again as a writer
         g.db = rt.sessions(bind=rt.engine.execution_options(read_only=True), autoflush=False) \
             if g.get("jackdaw_reads") else rt.sessions()
-        if g.get("jackdaw_prepares"):  # this first transaction only: begin_writes ends it
-            g.db.connection(execution_options={"read_only": True})
     s: Session = g.db
     return s
-
-
-def begin_writes() -> None:
-    """A ``prepares`` view's writes start here: the deferred read ends, and the next statement
-    takes SQLite's write lock (a no-op elsewhere)."""
-    if g.pop("jackdaw_prepares", False):
-        s = session()
-        assert not _changed(s), "a prepares view changes nothing before begin_writes"
-        s.commit()
 
 
 def _changed(s: Session) -> bool:
@@ -87,7 +74,7 @@ def spend_nonce(value: str) -> bool:
     """Redeem the request's nonce in its transaction; True once per issued, unexpired nonce."""
     if g.get("jackdaw_nonce") == value:
         return True  # a read view run again as a writer: this request spent it already
-    if g.get("jackdaw_reads") or g.get("jackdaw_prepares"):
+    if g.get("jackdaw_reads"):
         with runtime().engine.begin() as conn:  # the write lock for one DELETE, not the whole view
             spent = nonces.redeem(conn, value)
         g.jackdaw_nonce_kept = spent
@@ -135,18 +122,6 @@ def reads(view: Callable[P, Response]) -> Callable[P, Response]:
         if "db" in g:
             g.db.commit()  # ends the read
         return resp
-
-    return run
-
-
-def prepares(view: Callable[P, Response]) -> Callable[P, Response]:
-    """An ACME view that reads and checks at length before it writes (see the module's docstring)."""
-
-    @functools.wraps(view)
-    def run(*args: P.args, **kwargs: P.kwargs) -> Response:
-        if not is_postgres(runtime().engine):
-            g.jackdaw_prepares = True
-        return committed(view)(*args, **kwargs)
 
     return run
 

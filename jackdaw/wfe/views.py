@@ -134,20 +134,18 @@ def _page_number() -> int:
 
 
 @bp.post("/acme/new-order")
-@transaction.prepares
+@transaction.committed
 def new_order() -> Response:
     session = transaction.session()
     verified, payload = verify_post_for_account(session)
     assert verified.account is not None
     rt = runtime()
+    settings = rt.settings
     rt.upstream.refuse_if_unreachable()
     meta = rt.upstream.meta()
-    new = orders.prepare_order(session, verified.account, payload, rt.settings,
-                               binding=bindings.binding_of(session, verified.account), requester=client_address(),
-                               offered_profiles=meta.profiles if meta is not None else None)
-    transaction.begin_writes()
-    order = orders.store_order(session, new, rt.budget)
-    transaction.keep()  # rendered after the commit: the write lock is not held for it
+    order = orders.new_order(session, verified.account, payload, settings,
+                             binding=bindings.binding_of(session, verified.account), requester=client_address(),
+                             budget=rt.budget, offered_profiles=meta.profiles if meta is not None else None)
     return _json(render.order_json(order), 201, location=render.url("order", order_id=order.id))
 
 
