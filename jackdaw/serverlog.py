@@ -14,19 +14,19 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from dotenv import dotenv_values
 from gunicorn import glogging
 
-from jackdaw import logs
+from jackdaw import envfile, logs
 from jackdaw.envparse import ConfigError
 
 
 def environment(dotenv: str = ".env") -> dict[str, str]:
-    """The process environment over `.env`, as Settings.from_env reads them (gunicorn starts
-    before the app reads its settings)."""
-    merged = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if os.path.isfile(dotenv) else {}
-    merged.update(os.environ)
-    return merged
+    """The environment the app's settings will be read from (jackdaw.envfile: JACKDAW_ENV_FILE,
+    or `.env` under the process environment): gunicorn sets up its logs before the app starts."""
+    try:
+        return envfile.merged_env(dotenv)
+    except ConfigError:  # an unreadable JACKDAW_ENV_FILE: the start-up check names it
+        return dict(os.environ)
 
 
 def log_format(env: Mapping[str, str]) -> str:
