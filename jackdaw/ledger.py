@@ -124,9 +124,11 @@ def _rows(s: Session, wants: Sequence[Want], now: datetime) -> dict[tuple[str, s
     labels = {(w.limit.name, w.key): (w.limit, w.label) for w in wants}
     keys = sorted(labels)  # one lock order: no deadlocks
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_BUCKETS)
-    s.execute(ins.values([{"limit": name, "key": key, "tokens": float(labels[(name, key)][0].capacity),
-                           "updated": now, "label": labels[(name, key)][1][:255] or None} for name, key in keys])
-              .on_conflict_do_nothing(index_elements=["limit", "key"]))
+    # an executemany, not a multi-row VALUES: SQLAlchemy caches the compiled statement of the
+    # former, and compiled a fresh one per request for the latter
+    s.execute(ins.on_conflict_do_nothing(index_elements=["limit", "key"]),
+              [{"limit": name, "key": key, "tokens": float(labels[(name, key)][0].capacity), "updated": now,
+                "label": labels[(name, key)][1][:255] or None} for name, key in keys])
     t = _BUCKETS.c
     q = (select(t.limit, t.key, t.tokens, t.updated)
          .where(or_(*(and_(t.limit == name, t.key == key) for name, key in keys)))
