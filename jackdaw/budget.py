@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import ledger, metrics
@@ -53,6 +53,10 @@ SETTLE_BATCH = 200
 #: requesting certificates for a.example, b.example and possibly others. Please visit: <url>")
 _PAUSED = re.compile(r"temporarily prevented from requesting certificates for (?P<names>.+?) and possibly "
                      r"others\.?\s*Please visit:?\s*(?P<url>\S+)", re.IGNORECASE | re.DOTALL)
+
+
+#: built once: newOrder asks this every time, and building it cost as much as running it
+_PAUSED_AMONG = select(UpstreamPause.name).where(UpstreamPause.name.in_(bindparam("names", expanding=True)))
 
 
 class Reservation:
@@ -169,7 +173,7 @@ class Budget:
 
     def _refuse_paused(self, s: Session, names: list[str]) -> None:
         bases = {n.removeprefix("*.") for n in names}
-        paused = s.scalars(select(UpstreamPause.name).where(UpstreamPause.name.in_(bases))).all()
+        paused = s.scalars(_PAUSED_AMONG, {"names": sorted(bases)}).all()
         if paused:
             metrics.BUDGET_REFUSALS.labels(reason="paused").inc()
             raise problems.RateLimited(

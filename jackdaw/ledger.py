@@ -3,9 +3,10 @@ sees the same count (Let's Encrypt computes its limits with token buckets too).
 
 A limit holds ``capacity`` tokens and refills one every ``period / capacity`` seconds. A
 bucket row per (limit, key) stores its tokens as last computed and when; the refill since then
-is added on every read, so nothing ticks in the background. Rows are read ``FOR UPDATE``
-(PostgreSQL) inside the caller's transaction (SQLite serializes every transaction), so two
-requests on two instances can never both take the last token.
+is added on every read, so nothing ticks in the background. Rows are claimed (created where
+missing, and locked on PostgreSQL as ``FOR UPDATE`` would; SQLite serializes every write
+transaction) inside the caller's transaction, so two requests on two instances can never both
+take the last token.
 
 The arithmetic is pure (``refill``, ``wait_for``) so it can be checked on its own.
 """
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Insert, Table, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -114,40 +115,55 @@ class _Bucket:
     updated: datetime
 
 
-def _rows(s: Session, wants: Sequence[Want], now: datetime) -> dict[tuple[str, str], _Bucket]:
-    """The wanted buckets, created full where missing, locked for this transaction.
+def _claim_statement(dialect: str) -> Insert:
+    """Create the wanted buckets full where missing and return every one of them, locked.
 
-    One INSERT and one SELECT whatever the number of buckets (an order wants four or more, and
-    newOrder is a hot path): statements, not rows, are what a request pays for.
+    ON CONFLICT DO UPDATE with a no-op SET is what returns an existing row too (DO NOTHING
+    returns only the rows it inserted) and, on PostgreSQL, locks it as FOR UPDATE would. Built
+    once per dialect: building the statement per request cost as much as running it."""
+    t = _BUCKETS.c
+    if dialect == "postgresql":  # the database's clock, read by the same statement
+        ins = postgresql.insert(_BUCKETS).values(updated=func.now())
+        return (ins.on_conflict_do_update(index_elements=[t.limit, t.key], set_={"tokens": t.tokens})
+                .returning(t.limit, t.key, t.tokens, t.updated, func.now()))
+    lite = sqlite.insert(_BUCKETS)
+    return (lite.on_conflict_do_update(index_elements=[t.limit, t.key], set_={"tokens": t.tokens})
+            .returning(t.limit, t.key, t.tokens, t.updated, literal_column("NULL")))
+
+
+_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_STORE = (update(_BUCKETS)
+          .where(_BUCKETS.c.limit == bindparam("b_limit"), _BUCKETS.c.key == bindparam("b_key"))
+          .values(tokens=bindparam("b_tokens"), updated=bindparam("b_updated")))
+
+
+def _rows(s: Session, wants: Sequence[Want]) -> tuple[dict[tuple[str, str], _Bucket], datetime]:
+    """The wanted buckets (created full where missing, locked for this transaction) and "now"
+    on the database's clock (PostgreSQL's, or this host's for an SQLite file).
+
+    One statement whatever the number of buckets (an order wants four or more, and newOrder is
+    a hot path): statements, not rows, are what a request pays for. Keys go in one sorted order,
+    so two transactions lock shared buckets in the same order (no deadlocks).
     """
     dialect = s.get_bind().dialect.name
     labels = {(w.limit.name, w.key): (w.limit, w.label) for w in wants}
-    keys = sorted(labels)  # one lock order: no deadlocks
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_BUCKETS)
-    # an executemany, not a multi-row VALUES: SQLAlchemy caches the compiled statement of the
-    # former, and compiled a fresh one per request for the latter
-    s.execute(ins.on_conflict_do_nothing(index_elements=["limit", "key"]),
-              [{"limit": name, "key": key, "tokens": float(labels[(name, key)][0].capacity), "updated": now,
-                "label": labels[(name, key)][1][:255] or None} for name, key in keys])
-    t = _BUCKETS.c
-    q = (select(t.limit, t.key, t.tokens, t.updated)
-         .where(or_(*(and_(t.limit == name, t.key == key) for name, key in keys)))
-         .order_by(t.limit, t.key))
-    if dialect == "postgresql":
-        q = q.with_for_update()
-    found = {(name, key): _Bucket(tokens, updated) for name, key, tokens, updated in s.execute(q)}
-    assert len(found) == len(keys), "every wanted bucket exists after the INSERT"
-    return found
+    host_now = utcnow()
+    params = [{"limit": name, "key": key, "tokens": float(labels[(name, key)][0].capacity),
+               "label": labels[(name, key)][1][:255] or None,
+               **({} if dialect == "postgresql" else {"updated": host_now})} for name, key in sorted(labels)]
+    found: dict[tuple[str, str], _Bucket] = {}
+    now = host_now
+    for name, key, tokens, updated, db_now in s.execute(_CLAIM[dialect], params):
+        found[(name, key)] = _Bucket(tokens, updated)
+        now = db_now or host_now
+    assert len(found) == len(labels), "every wanted bucket is returned by the upsert"
+    return found, now
 
 
 def _store(s: Session, rows: dict[tuple[str, str], _Bucket]) -> None:
     """Write the buckets back in one executemany."""
-    t = _BUCKETS.c
-    stmt = (update(_BUCKETS)
-            .where(t.limit == bindparam("b_limit"), t.key == bindparam("b_key"))
-            .values(tokens=bindparam("b_tokens"), updated=bindparam("b_updated")))
-    s.execute(stmt, [{"b_limit": name, "b_key": key, "b_tokens": row.tokens, "b_updated": row.updated}
-                     for (name, key), row in rows.items()])
+    s.execute(_STORE, [{"b_limit": name, "b_key": key, "b_tokens": row.tokens, "b_updated": row.updated}
+                       for (name, key), row in rows.items()])
 
 
 def take(s: Session, wants: Sequence[Want]) -> Shortfall | None:
@@ -155,8 +171,7 @@ def take(s: Session, wants: Sequence[Want]) -> Shortfall | None:
     nothing is spent."""
     if not wants:
         return None
-    now = now_of(s)
-    rows = _rows(s, wants, now)
+    rows, now = _rows(s, wants)
     current = {k: refill(r.tokens, _limit_of(wants, k), (now - r.updated).total_seconds()) for k, r in rows.items()}
     needed: dict[tuple[str, str], float] = {}
     short: list[Shortfall] = []
@@ -177,8 +192,7 @@ def give_back(s: Session, wants: Iterable[Want]) -> None:
     wants = list(wants)
     if not wants:
         return
-    now = now_of(s)
-    rows = _rows(s, wants, now)
+    rows, now = _rows(s, wants)
     for want in wants:
         row = rows[(want.limit.name, want.key)]
         row.tokens = min(float(want.limit.capacity),
@@ -189,8 +203,7 @@ def give_back(s: Session, wants: Iterable[Want]) -> None:
 
 def empty_until(s: Session, want: Want, when: datetime) -> None:
     """The CA said this bucket is spent until ``when``: hold it empty until then."""
-    now = now_of(s)
-    rows = _rows(s, [want], now)
+    rows, now = _rows(s, [want])
     row = rows[(want.limit.name, want.key)]
     wait = max(0.0, (when - now).total_seconds())
     row.tokens = min(refill(row.tokens, want.limit, (now - row.updated).total_seconds()),
