@@ -130,10 +130,9 @@ class Budget:
 
     # -- a client's order ------------------------------------------------------------------
 
-    def hold(self, order: Order) -> None:
-        """A new order, before its first flush: it will hold a reservation (``admit`` takes it)."""
-        if self.enabled:
-            order.budget = Reservation.HELD
+    def held(self) -> str | None:
+        """A new order's reservation, written with its INSERT (``admit`` then takes the tokens)."""
+        return Reservation.HELD if self.enabled else None
 
     def admit(self, s: Session, order: Order, binding: EabKey | None) -> None:
         """At newOrder, in its transaction, after ``hold`` and the order's INSERT: take the

@@ -5,16 +5,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from jackdaw import states
 from jackdaw.budget import Budget
 from jackdaw.jobs import JobKind, JobQueue
-from jackdaw.models import Account, Authz, Challenge, EabKey, Order, utcnow
+from jackdaw.models import Account, Authz, Challenge, EabKey, Order, new_id, utcnow
 from jackdaw.protocol import problems
 from jackdaw.protocol.constants import CHALLENGE_HTTP01, Status
 from jackdaw.ra import csr as csr_checks
@@ -24,6 +25,7 @@ from jackdaw.settings import Settings
 
 ORDER_LIFETIME = timedelta(days=7)
 AUTHZ_LIFETIME = timedelta(days=7)
+_T = TypeVar("_T", Order, Authz, Challenge)
 
 
 def new_order(session: Session, account: Account, payload: dict[str, Any], settings: Settings, *,
@@ -45,24 +47,44 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], setti
                             max_names=dict(settings.profile_max_names))
     replaced = renewal.check_replaces(session, account, names, payload["replaces"]) if "replaces" in payload else None
     now = utcnow()
-    order = Order(account_id=account.id, status=Status.PENDING, expires=now + ORDER_LIFETIME, identifiers=names,
-                  requester=requester, profile=profile, replaces=replaced.ari_id if replaced else None)
-    if budget is not None:
-        budget.hold(order)  # in the order's INSERT, not an UPDATE after it
-    session.add(order)
-    for position, name in enumerate(names):
-        wildcard = name.startswith("*.")
-        authz = Authz(order=order, position=position, identifier=name.removeprefix("*."), wildcard=wildcard,
-                      status=Status.PENDING, expires=now + AUTHZ_LIFETIME)
-        session.add(authz)
-        session.add(Challenge(authz=authz, type=CHALLENGE_HTTP01, token=secrets.token_urlsafe(32),
-                              status=Status.PENDING, validation_records=[]))
-    session.flush()
+    # Core INSERTs of rows built here, then the same rows as persistent objects (already
+    # stored: nothing left to flush): the unit of work's flush of three new objects was a third
+    # of a newOrder's CPU. Their collections are set as loaded, so the response renders them
+    # without a query.
+    order_row = {"id": new_id(), "account_id": account.id, "status": Status.PENDING,
+                 "expires": now + ORDER_LIFETIME, "identifiers": names, "not_before": None, "not_after": None,
+                 "csr": None, "created": now, "updated": now, "requester": requester,
+                 "budget": budget.held() if budget else None, "profile": profile,
+                 "replaces": replaced.ari_id if replaced else None}
+    authz_rows = [{"id": new_id(), "order_id": order_row["id"], "position": position,
+                   "identifier": name.removeprefix("*."), "wildcard": name.startswith("*."),
+                   "status": Status.PENDING, "expires": now + AUTHZ_LIFETIME} for position, name in enumerate(names)]
+    challenge_rows = [{"id": new_id(), "authz_id": a["id"], "type": CHALLENGE_HTTP01,
+                       "token": secrets.token_urlsafe(32), "status": Status.PENDING, "validated": None,
+                       "validation_records": [], "tries": 0} for a in authz_rows]
+    for model, rows in ((Order, [order_row]), (Authz, authz_rows), (Challenge, challenge_rows)):
+        session.execute(insert(cast(Table, model.__table__)), rows)
+    # `error` stays out of the INSERTs: a JSON column stores None as JSON null, not SQL NULL
+    order = _stored(session, Order(**order_row, error=None))
+    authzs = [_stored(session, Authz(**row)) for row in authz_rows]
+    set_committed_value(order, "authzs", authzs)
+    for authz, row in zip(authzs, challenge_rows, strict=True):
+        challenge = _stored(session, Challenge(**row, error=None))
+        set_committed_value(authz, "order", order)
+        set_committed_value(authz, "challenges", [challenge])
+        set_committed_value(challenge, "authz", authz)
     if replaced is not None:
         replaced.replaced_by = order.id
     if budget is not None:
         budget.admit(session, order, binding)
     return order
+
+
+def _stored(session: Session, obj: _T) -> _T:
+    """An object built from a row just INSERTed, made persistent in ``session`` as if loaded."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 def order_ids(session: Session, account: Account, page: int, size: int) -> tuple[list[str], bool]:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from werkzeug.test import TestResponse
 
 from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
@@ -323,6 +323,13 @@ def test_new_order(relay: Relay, alice: RequestSigner, count: int) -> None:
     listing = ok(alice.post_as_get(f"{alice.kid}/orders"))
     assert listing["orders"] == [resp.headers["Location"]]
     assert relay.jobs() == []
+    # newOrder writes its rows with Core INSERTs: no JSON 'null' where SQL NULL belongs (the
+    # sweeps and views select on IS NULL), and the columns the unit of work would have filled
+    with relay.runtime.engine.connect() as conn:
+        row = conn.execute(text("SELECT error IS NULL, csr IS NULL, created IS NOT NULL, budget FROM orders")).one()
+        assert tuple(row) == (True, True, True, "held")
+        assert conn.execute(text("SELECT count(*) FROM challenges WHERE error IS NULL AND validated IS NULL"
+                                 " AND tries = 0 AND validation_records IS NOT NULL")).scalar() == count
 
 
 @pytest.mark.parametrize(
