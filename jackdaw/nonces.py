@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, insert
+from sqlalchemy import Connection, Engine, bindparam, delete, insert
 from sqlalchemy.orm import Session
 
 from jackdaw.models import Nonce, utcnow
@@ -52,7 +52,10 @@ def redeem(on: Session | Connection, value: str) -> bool:
     """True once per issued, unexpired nonce: the DELETE's row count decides, atomically."""
     # on the session's connection (same transaction), but as Core: the ORM's bulk-delete
     # machinery costs more than the statement itself on this hottest of paths
-    stmt = delete(Nonce).where(Nonce.value == value, Nonce.expires > utcnow())
     conn = on if isinstance(on, Connection) else on.connection()
-    return conn.execute(stmt).rowcount == 1
+    return conn.execute(_REDEEM, {"value": value, "now": utcnow()}).rowcount == 1
+
+
+#: built once: building it per request cost more than running it
+_REDEEM = delete(Nonce).where(Nonce.value == bindparam("value"), Nonce.expires > bindparam("now"))
 

@@ -31,8 +31,13 @@ class Runtime:
     #: /readyz's checks (keeps what it may cache: schema at head, upstream reachability)
     readiness: Readiness = field(init=False)
 
+    #: the engine for transactions that only look (SQLite: a deferred BEGIN, no write lock);
+    #: made once, as making it per request cost as much as a query
+    read_engine: Engine = field(init=False)
+
     def __post_init__(self) -> None:
         self.readiness = Readiness(self.settings, self.engine, self.upstream)
+        self.read_engine = self.engine.execution_options(read_only=True)
 
     def start(self) -> None:
         """Start job threads; call in each gunicorn worker (threads do not survive fork)."""

@@ -49,8 +49,7 @@ def session() -> Session:
     if "db" not in g:
         rt = runtime()
         # a read view's changes are never flushed: at its end they make it run again as a writer
-        g.db = rt.sessions(bind=rt.engine.execution_options(read_only=True), autoflush=False) \
-            if g.get("jackdaw_reads") else rt.sessions()
+        g.db = rt.sessions(bind=rt.read_engine, autoflush=False) if g.get("jackdaw_reads") else rt.sessions()
     s: Session = g.db
     return s
 
