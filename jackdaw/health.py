@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from sqlalchemy import Engine, text
 
-from jackdaw import migrate
+from jackdaw import schema
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount, fetch_directory
 
@@ -95,7 +95,7 @@ class Readiness:
     def _migrations(self) -> Check:
         if not self._at_head:
             try:
-                self._at_head = migrate.is_at_head(self.engine)
+                self._at_head = schema.is_at_head(self.engine)
             except Exception as exc:
                 return Check(False, f"cannot read the schema revision: {_short(exc)}")
             if not self._at_head:

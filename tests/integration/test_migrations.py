@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from jackdaw import migrate
+from jackdaw import migrate, schema
 from jackdaw.db import make_engine
 from jackdaw.models import Base
 
@@ -52,17 +52,36 @@ def test_alembic_cli_upgrade_head_matches_models(empty_database_url: str, engine
 
 
 def test_downgrade_base_then_upgrade_head(empty_database_url: str, engine: Engine) -> None:
+    assert schema.current(engine) is None  # alembic never ran here
     migrate.upgrade(empty_database_url)
-    assert migrate.is_at_head(engine)
+    assert migrate.is_at_head(engine) and schema.is_at_head(engine)
     assert schema_diff(engine) == []
 
+    command.downgrade(migrate.alembic_config(empty_database_url), "-1")
+    assert not migrate.is_at_head(engine) and not schema.is_at_head(engine)
+    assert schema.current(engine) == migrate.revisions(engine)[0]
+
     command.downgrade(migrate.alembic_config(empty_database_url), "base")
-    assert not migrate.is_at_head(engine)
+    assert not migrate.is_at_head(engine) and not schema.is_at_head(engine)
     assert tables(engine) - {"alembic_version"} == set()
 
     migrate.upgrade(empty_database_url)
-    assert migrate.is_at_head(engine)
+    assert migrate.is_at_head(engine) and schema.is_at_head(engine)
     assert schema_diff(engine) == []
+
+
+def test_the_services_head_is_alembics_head(engine: Engine) -> None:
+    """jackdaw.schema.HEAD (readiness, without alembic) names the newest migration."""
+    assert migrate.revisions(engine)[1] == schema.HEAD
+
+
+def test_the_service_does_not_import_alembic() -> None:
+    """alembic and mako are ~10 MB in every process: the app needs neither (only the CLI's `db`)."""
+    code = ("import sys, jackdaw.app, jackdaw.wfe.views, jackdaw.health; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_the_comparison_can_fail(empty_database_url: str, engine: Engine) -> None:

@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.engine import make_url
 
-from jackdaw import __version__, create_app, health, logs, metrics, migrate
+from jackdaw import __version__, create_app, health, logs, metrics, migrate, schema
 from jackdaw.dns.base import ConfigError, DNSProvider
 from jackdaw.jobs import JobContext, JobKind, RetryLater, Wait
 from jackdaw.models import Account, Certificate, DnsRecord, Order, UpstreamAccount, utcnow
@@ -302,13 +302,13 @@ def test_not_ready_while_the_schema_is_behind(empty_database_url: str, tmp_path:
 
         migrate.upgrade(empty_database_url)
         looks: list[bool] = []
-        at_head = migrate.is_at_head
+        at_head = schema.is_at_head
 
         def counting(engine: Engine) -> bool:
             looks.append(at_head(engine))
             return looks[-1]
 
-        monkeypatch.setattr(migrate, "is_at_head", counting)
+        monkeypatch.setattr(schema, "is_at_head", counting)
         for _ in range(3):
             assert readyz(app)[0] == 200
         assert looks == [True]  # a positive answer is kept
