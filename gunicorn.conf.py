@@ -13,9 +13,9 @@ if __name__ == "__config__":  # loaded by gunicorn (not by a test reading the de
 bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
 # One worker x 4 threads by default: requests are short and CPU-bound under the GIL, so one
-# worker is one core (bench/polling.py on 2 cores: ~200 polls/s, ~130 newOrders/s on SQLite).
-# For more, 2 workers x 2 threads (290-410 polls/s in the README's runs, 143 MB for the tree:
-# they preload and share the code; set PROMETHEUS_MULTIPROC_DIR then): fewer threads per worker
+# worker is one core (bench/polling.py on 2 cores: ~390 polls/s, ~280-330 newOrders/s).
+# For more, 2 workers x 2 threads (~635-655 polls/s, ~350-390 newOrders/s, 126-140 MB for the
+# tree: they preload and share the code; set PROMETHEUS_MULTIPROC_DIR then): fewer threads per worker
 # switch less. Request threads never wait on DNS or the upstream CA (job threads do), so a few
 # threads serve many clients; a free thread lets a poll wait for a result (RESPONSE_WAIT).
 workers = int(os.environ.get("JACKDAW_WORKERS", "1"))
