@@ -137,7 +137,7 @@ class Budget:
         return Reservation.HELD if self.enabled else None
 
     def admit(self, s: Session, order: Order, binding: EabKey | None) -> None:
-        """At newOrder, in its transaction, after ``hold`` and the order's INSERT: take the
+        """At newOrder, in its transaction, after ``held`` went into the order's INSERT: take the
         order's tokens or refuse it (429, and the request's rollback takes the order back). Last,
         because on PostgreSQL the bucket rows stay locked until the commit, and every order of an
         account (or a registered domain) takes the same rows."""

@@ -1,4 +1,6 @@
-"""Run alembic from code (CLI, tests, readiness) with migrations/ as the only schema source."""
+"""Run alembic from code (the CLI's `db` commands, tests) with migrations/ as the only schema source.
+
+The service itself never imports this (jackdaw.schema answers readiness)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+from jackdaw import schema
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def _not_context_chatter(record: logging.LogRecord) -> bool:
     """alembic says "Context impl SQLiteImpl." and "Will assume ... DDL." whenever a
-    MigrationContext is made (each readiness look at the schema): nothing an operator needs.
+    MigrationContext is made (each `db` command): nothing an operator needs.
     "Running upgrade ..." stays."""
     return not str(record.msg).startswith(("Context impl", "Will assume"))
 
@@ -38,10 +41,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def revisions(engine: Engine) -> tuple[str | None, str | None]:
     """(the database's revision, the code's head)."""
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
-    # read_only: a plain deferred BEGIN on SQLite (jackdaw.db), so a readiness probe never
-    # waits for the write lock
-    with engine.connect().execution_options(read_only=True) as conn:
-        return MigrationContext.configure(conn).get_current_revision(), head
+    return schema.current(engine), head
 
 
 def is_at_head(engine: Engine) -> bool:
