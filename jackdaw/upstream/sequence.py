@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import josepy as jose
 import requests
@@ -101,6 +102,14 @@ Outcome = Issued | Failed | AwaitingCSR
 CSRSource = Callable[[], x509.CertificateSigningRequest | None]
 
 
+def _from_the_ca(exc: requests.ConnectionError, upstream: UpstreamAccount) -> bool:
+    """Whether the request that got no answer went to LE_DIRECTORY's host. An upstream
+    order stored under an earlier LE_DIRECTORY (staging before production, a restored backup)
+    failing says nothing about today's CA: it must not refuse every newOrder meanwhile."""
+    url = getattr(exc.request, "url", None)
+    return not url or urlsplit(str(url)).netloc == urlsplit(upstream.directory_url).netloc
+
+
 @dataclass
 class Leg2:
     sessions: sessionmaker[Session]
@@ -132,7 +141,8 @@ class Leg2:
                 self._save(row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
                 raise RetryLater("upstream account unknown; registering again", 0) from exc
             if kind is Verdict.TRANSIENT:
-                if isinstance(exc, requests.ConnectionError):  # not a slow answer: no answer at all
+                if isinstance(exc, requests.ConnectionError) and _from_the_ca(exc, self.upstream):
+                    # not a slow answer: no answer at all, from the CA itself
                     reference = self.upstream.note_unreachable(exc)
                     # nothing upstream yet, and the CA keeps not answering: the client hears it now,
                     # not after its own patience ran out
