@@ -48,7 +48,10 @@ def make(session: Session, cls: Any, now: datetime, **values: Any) -> Any:
                                                          and isinstance(column.type, sa.Integer)):
             continue
         GENERIC.append(f"{table.name}.{column.key}")
-        setattr(row, column.key, plain(column, now))
+        fk = next(iter(column.foreign_keys), None)
+        # a reference points at a row that exists (SQLite checks it here as PostgreSQL does)
+        value = session.scalar(sa.select(fk.column).limit(1)) if fk is not None else plain(column, now)
+        setattr(row, column.key, value)
     session.add(row)
     session.flush()
     return row
