@@ -147,7 +147,8 @@ def test_upgrade_and_back_keeps_every_row(backend: str, revision: str, tmp_path:
                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`jackdaw db upgrade` keeps every row, and the schema is then the models'. Down again to
     the data set's revision step by step, each downgrade keeps the rows the older schema can
-    hold (for the data set one below head this is `downgrade -1` from head); up again after."""
+    hold; up again after. On PostgreSQL the oldest data set's way down takes every step (its
+    DDL is plain; SQLite's rebuilds tables, so there every data set goes down)."""
     with loaded(backend, revision, tmp_path / "data") as url:
         assert revision_of(url) == revision
         before = counts(url)
@@ -174,6 +175,8 @@ def test_upgrade_and_back_keeps_every_row(backend: str, revision: str, tmp_path:
         listed = json.loads(capsys.readouterr().out)
         assert {c["serial"] for c in listed} >= {client_account(revision)["certificate_serial"]}
 
+        if backend == "postgres" and revision != SETS[0]:
+            return
         command.downgrade(migrate.alembic_config(url), revision)
         assert revision_of(url) == revision
         assert counts(url) == before
@@ -194,10 +197,11 @@ DROPS = {"0011": {"notifications"}, "0007": {"eab_keys", "budget_buckets", "upst
          "0006": {"upstream_accounts", "upstream_orders"}}
 
 
-def test_downgrade_one_from_head_keeps_what_it_promises(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_downgrade_one_from_head_keeps_what_it_promises(backend: str, tmp_path: Path) -> None:
     """`downgrade -1` from head on the newest data set: only what the last migration promises to
     drop goes; every other table keeps its rows."""
-    with loaded("sqlite", SETS[-1], tmp_path / "data") as url:
+    with loaded(backend, SETS[-1], tmp_path / "data") as url:
         migrate.upgrade(url)
         head = revision_of(url)
         before = counts(url)
