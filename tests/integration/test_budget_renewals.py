@@ -191,3 +191,23 @@ def test_tokens_come_back_continuously(relay: Relay) -> None:
     age(interval / 2)
     assert order_for(signer, f"refill.{OK}").status_code == 201
     problem(order_for(signer, f"refill.{OK}"), "rateLimited", 429)
+
+
+def test_the_operator_reads_whole_tokens_and_durations_in_words(relay: Relay, capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`jackdaw budget` and `jackdaw status`: 295/300, full in 3m; 0/5, full in 7d."""
+    from jackdaw.ops import commands
+
+    monkeypatch.setenv("DATABASE_URL", relay.runtime.settings.database_url)
+
+    signer = account(relay, 7)
+    for _ in range(5):
+        new_order(signer, f"shown.{OK}")
+    assert commands.budget(relay.runtime.settings) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"new-orders\s+the relay's upstream account\s+295/300\s+3m\n", out), out
+    assert re.search(rf"certs-per-set\s+shown\.{re.escape(OK)}\s+0/5\s+7d\n", out), out
+    assert "." not in "".join(re.findall(r"\s(\d[\d.]*)/\d+\s", out)), "whole tokens only"
+    assert commands.status(relay.runtime.settings) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"certs-per-set\s+shown\.\S+\s+0/5\s+7d", out), out
