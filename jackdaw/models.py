@@ -234,7 +234,7 @@ class IssuedSet(Base):
     __tablename__ = "issued_sets"
     #: jackdaw.budget.set_key of the names
     set_key: Mapped[str] = mapped_column(String(48), primary_key=True)
-    issued: Mapped[datetime] = mapped_column(UTCDateTime)
+    issued: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
 
 
 class UpstreamPause(Base):

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column('issued', jackdaw.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('set_key'),
     )
+    op.create_index('ix_issued_sets_issued', 'issued_sets', ['issued'], unique=False)
     # a plain ADD COLUMN on SQLite too: a batch would copy the orders table (its default is an
     # expression, which batch mode takes as a reason to rebuild)
     op.add_column('orders', sa.Column('renewal', sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -72,4 +73,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('orders') as batch_op:
         batch_op.drop_column('renewal')
+    op.drop_index('ix_issued_sets_issued', table_name='issued_sets')
     op.drop_table('issued_sets')

@@ -211,3 +211,23 @@ def test_the_operator_reads_whole_tokens_and_durations_in_words(relay: Relay, ca
     assert commands.status(relay.runtime.settings) == 0
     out = capsys.readouterr().out
     assert re.search(r"certs-per-set\s+shown\.\S+\s+0/5\s+7d", out), out
+
+
+def test_a_set_issued_before_the_cas_window_is_no_renewal_and_is_pruned(relay: Relay) -> None:
+    """Boulder looks 120 days back: a set last issued 130 days ago is a new certificate again
+    (and its row goes with the retention job); one issued 100 days ago is still a renewal."""
+    from jackdaw import retention
+    from jackdaw.models import IssuedSet, utcnow
+
+    signer = account(relay, 8)
+    rt = relay.runtime
+    with rt.sessions.begin() as s:
+        s.add(IssuedSet(set_key=_key(f"old.{OK}"), issued=utcnow() - timedelta(days=130)))
+        s.add(IssuedSet(set_key=_key(f"recent.{OK}"), issued=utcnow() - timedelta(days=100)))
+    assert not relay.order_row(new_order(signer, f"old.{OK}")[0]).renewal
+    assert relay.order_row(new_order(signer, f"recent.{OK}")[0]).renewal
+    job = relay.queue.handlers[JobKind.RETENTION].handler
+    assert isinstance(job, retention.RetentionJob)
+    assert job.prune(now=None)["issued_sets"] == 1
+    with rt.sessions() as s:
+        assert list(s.scalars(select(IssuedSet.set_key))) == [_key(f"recent.{OK}")]
