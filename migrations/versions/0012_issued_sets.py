@@ -71,7 +71,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('orders') as batch_op:
-        batch_op.drop_column('renewal')
+    op.drop_column('orders', 'renewal')  # SQLite 3.35+ drops in place: no copy of orders either
     op.drop_index('ix_issued_sets_issued', table_name='issued_sets')
     op.drop_table('issued_sets')

@@ -46,3 +46,22 @@ def test_issued_sets_are_filled_from_recent_certificates(empty_database_url: str
     issued = issued if isinstance(issued, datetime) else datetime.fromisoformat(issued)
     assert issued.replace(tzinfo=UTC) == NOW - timedelta(days=20)
     assert renewal == [False] * 3 or renewal == [0] * 3
+
+
+def test_down_and_up_again_with_rows(empty_database_url: str) -> None:
+    """The rows stay (SQLite drops the column in place, no copy of orders under its references)."""
+    from alembic import command
+
+    migrate.upgrade(empty_database_url, "0011")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as conn:
+            _seed(conn)
+        migrate.upgrade(empty_database_url)
+        command.downgrade(migrate.alembic_config(empty_database_url), "0011")
+        migrate.upgrade(empty_database_url)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM orders")) == 3
+            assert conn.scalar(sa.text("SELECT count(*) FROM issued_sets")) == 1
+    finally:
+        engine.dispose()
