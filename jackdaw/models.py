@@ -115,6 +115,9 @@ class Order(Base):
     profile: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: the ARI certificate id (RFC 9773) of the certificate this order replaces
     replaces: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: its exact set of names was issued before (an IssuedSet) when it took its budget: as the CA
+    #: counts a renewal, it holds a certs-per-set token only (jackdaw.budget)
+    renewal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     account: Mapped[Account] = relationship()
     authzs: Mapped[list[Authz]] = relationship(back_populates="order", order_by="Authz.position")
@@ -221,6 +224,17 @@ class BudgetBucket(Base):
     tokens: Mapped[float] = mapped_column(Float)
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class IssuedSet(Base):
+    """An exact set of names the upstream CA issued a certificate for through the relay's
+    account (client orders and the relay's own), and when last: a later order for the same set
+    is a renewal (jackdaw.budget), found by the set's key, whatever the number of certificates."""
+
+    __tablename__ = "issued_sets"
+    #: jackdaw.budget.set_key of the names
+    set_key: Mapped[str] = mapped_column(String(48), primary_key=True)
+    issued: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
 
 
 class UpstreamPause(Base):

@@ -29,7 +29,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jackdaw import inventory
-from jackdaw.ledger import Limit, level
+from jackdaw.durations import human
+from jackdaw.ledger import Limit, level, whole
 from jackdaw.models import BudgetBucket, Order, UpstreamPause
 from jackdaw.protocol.constants import Status
 
@@ -139,8 +140,8 @@ def budget_low(s: Session, limits: Sequence[Limit], percent: int, now: datetime)
             subject = f"{row.limit} sha256:{_digest(row.key)}"
         events.append(Event(
             EventKind.BUDGET_LOW, subject, day(now),
-            f"upstream budget {row.limit} for {label} nearly spent: {max(left, 0):.1f} of {lim.capacity} left",
-            f"The upstream CA's limit {row.limit} ({lim.describe()}) for {label} has {max(left, 0):.1f} of "
+            f"upstream budget {row.limit} for {label} nearly spent: {whole(left)} of {lim.capacity} left",
+            f"The upstream CA's limit {row.limit} ({lim.describe()}) for {label} has {whole(left)} of "
             f"{lim.capacity} tokens left: orders that need it will be refused (rateLimited) until it refills. "
             f"`jackdaw budget` shows every bucket.",
             {"limit": row.limit, "key": row.key, "label": label, "left": round(left, 2), "capacity": lim.capacity,
@@ -172,7 +173,7 @@ def relay_cert_failing(domain: str, reason: str, attempts: int, retry_in: float,
         EventKind.RELAY_CERT_FAILING, domain, day(now),
         f"the relay certificate for {domain} failed to renew",
         f"Renewing the relay's own certificate for {domain} failed (attempt {attempts}): {reason}. The next try is "
-        f"in {retry_in:.0f} s{left}. `jackdaw relay-cert status` shows the job.",
+        f"in {human(retry_in)}{left}. `jackdaw relay-cert status` shows the job.",
         {"domain": domain, "reason": reason, "attempts": attempts, "retry_in_seconds": round(retry_in),
          "not_after": not_after.isoformat(timespec="seconds") if not_after else None})
 

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from jackdaw.durations import human
+from jackdaw.ledger import whole
 from jackdaw.ops.actions import CancelResult, RetryResult
 from jackdaw.ops.config import EffectiveConfig
 from jackdaw.ops.queries import (
     AccountView,
+    BucketView,
     BudgetView,
     CertificateView,
     ChallengeView,
@@ -55,12 +58,9 @@ def when(dt: datetime | None) -> str:
     return "-" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def duration(seconds: float) -> str:
-    """A rough span for people: 40 s, 12 min, 5 h, 3 d."""
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= 1.5 * size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
+def tokens(bucket: BucketView) -> str:
+    """What a bucket can spend now: whole tokens (a fraction is not a certificate)."""
+    return f"{whole(bucket.tokens)}/{bucket.capacity}"
 
 
 def names(identifiers: Sequence[str], shown: int | None = NAMES_SHOWN) -> str:
@@ -298,7 +298,7 @@ def budget_text(view: BudgetView) -> str:
         lines.append("nothing spent yet")
     else:
         lines.append(table(["LIMIT", "FOR", "LEFT", "FULL IN"],
-                           [[b.limit, b.label, f"{b.tokens:g}/{b.capacity}", f"{b.full_in:.0f} s"]
+                           [[b.limit, b.label, tokens(b), human(b.full_in)]
                             for b in view.buckets]))
     return "\n".join(lines)
 
@@ -365,7 +365,7 @@ def status_text(r: StatusReport) -> str:
         if b.buckets:
             lines += ["  " + row for row in table(
                 ["LIMIT", "FOR", "LEFT", "FULL IN"],
-                [[x.limit, x.label, f"{x.tokens:g}/{x.capacity}", duration(x.full_in)] for x in b.buckets]
+                [[x.limit, x.label, tokens(x), human(x.full_in)] for x in b.buckets]
             ).splitlines()]
             if r.budget.buckets_total > len(b.buckets):
                 lines.append(f"  (the {len(b.buckets)} emptiest of {r.budget.buckets_total} buckets being spent)")

@@ -152,9 +152,12 @@ class Leg2:
             self._fail(row, problem)
 
     def finish(self, s: Session, owner_kind: str, owner_id: str) -> None:
-        """Inside the owner's transaction that stored the certificate."""
+        """Inside the owner's transaction that stored the certificate: the budget learns the
+        set was issued (a later order for it is a renewal)."""
         row = _find(s, owner_kind, owner_id)
         if row is not None:
+            if self.budget is not None and row.stage != Stage.DONE:
+                self.budget.issued(s, list(row.names), ari=row.replaces is not None)
             row.stage, row.status, row.stage_since = Stage.DONE, "valid", utcnow()
 
     def reset(self, s: Session, owner_kind: str, owner_id: str) -> None:
