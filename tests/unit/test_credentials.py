@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jackdaw import credentials, logs
+from jackdaw import credentials, logs, serverlog
 from jackdaw.credentials import PATH_SECRETS, SECRETS
 from jackdaw.dns.registry import build_provider
 from jackdaw.envparse import ConfigError
@@ -179,3 +179,12 @@ def test_every_secret_is_masked_and_redacted(name: str) -> None:
         assert mask(name, value) == value and value not in logs.secret_values({name: value})
     else:
         assert value not in mask(name, value) and value in logs.secret_values({name: value})
+
+
+def test_gunicorns_own_log_lines_redact_secrets_from_files_too(tmp_path: Path) -> None:
+    """gunicorn sets up its logs from the raw environment, before the app's settings exist."""
+    path = _file(tmp_path / "token", "cf-token-from-a-file\n")
+    env = serverlog._with_secrets({"CLOUDFLARE_API_TOKEN_FILE": str(path)})
+    assert "cf-token-from-a-file" in logs.secret_values(env)
+    broken = {"CLOUDFLARE_API_TOKEN_FILE": str(tmp_path / "missing")}
+    assert serverlog._with_secrets(broken) == broken  # the app's own check names the setting
