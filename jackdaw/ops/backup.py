@@ -46,6 +46,8 @@ class Done:
 def _private_file(dest: Path, force: bool) -> Iterator[tuple[int, Path]]:
     """A new file beside ``dest``, mode 0600 from its creation; moved onto ``dest`` only when the
     body succeeded (no half backup under the real name), without replacing one unless ``force``."""
+    if dest.is_dir():
+        raise Failed(f"{dest} is a directory: name the backup file")
     if dest.exists() and not force:
         raise Failed(f"{dest} exists: choose another name, or --force to replace it")
     if not dest.parent.is_dir():
@@ -208,9 +210,23 @@ def _sqlite_restore(source: Path, target: Path) -> None:
 
 # -- the CLI's commands ------------------------------------------------------------------------
 
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """File-system, SQLite and tool failures as one line for the operator, never a traceback."""
+    try:
+        yield
+    except OSError as e:
+        raise Failed(f"{e.filename or 'file'}: {e.strerror or e}") from None
+    except sqlite3.Error as e:
+        raise Failed(f"SQLite: {e}") from None
+    except subprocess.TimeoutExpired as e:
+        raise Failed(f"{Path(str(e.cmd[0])).name} did not finish within {e.timeout:g} s") from None
+
+
 @_guard
 def backup_command(url: str, dest: str, force: bool = False) -> int:
-    done = backup(url, Path(dest), force=force)
+    with _one_line():
+        done = backup(url, Path(dest), force=force)
     print(f"backed up {done.database} to {done.file} ({done.size} bytes, mode 0600; it holds the upstream "
           "account key and the EAB keys: keep it like them)")
     return 0
@@ -218,6 +234,7 @@ def backup_command(url: str, dest: str, force: bool = False) -> int:
 
 @_guard
 def restore_command(url: str, source: str, force: bool = False) -> int:
-    done = restore(url, Path(source), force=force)
+    with _one_line():
+        done = restore(url, Path(source), force=force)
     print(f"restored {done.file} into {done.database}; schema at head")
     return 0

@@ -192,6 +192,14 @@ def test_restore_refuses_what_is_not_a_backup_of_its_kind(tmp_path: Path) -> Non
     proc = jackdaw(url, data_dir, "restore", str(tmp_path / "pg.dump"))
     assert proc.returncode == 1 and "is a postgresql backup, but DATABASE_URL is sqlite" in proc.stderr
     assert not (data_dir / "jackdaw.db").exists()
+    (tmp_path / "bad.db").write_bytes(b"SQLite format 3\x00 and then no database")
+    proc = jackdaw(url, data_dir, "restore", str(tmp_path / "bad.db"))
+    assert (proc.returncode, proc.stderr) == (1, "error: SQLite: file is not a database\n")
     proc = jackdaw(url, data_dir, "backup", str(tmp_path / "b.db"))  # nothing to back up: no database made
     assert proc.returncode == 1 and "no database" in proc.stderr
     assert not (data_dir / "jackdaw.db").exists() and not (tmp_path / "b.db").exists()
+    migrate.upgrade(url)
+    proc = jackdaw(url, data_dir, "backup", "--force", str(tmp_path))
+    assert (proc.returncode, proc.stderr) == (1, f"error: {tmp_path} is a directory: name the backup file\n")
+    proc = jackdaw(url, data_dir, "backup", str(tmp_path / "no-such-dir" / "b.db"))
+    assert proc.returncode == 1 and "no directory" in proc.stderr and "Traceback" not in proc.stderr
