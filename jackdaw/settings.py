@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jackdaw import envfile, envparse
+from jackdaw import credentials, envfile, envparse
 from jackdaw.envparse import ConfigError
 from jackdaw.ledger import Limit, parse_limit
 from jackdaw.logs import parse_log_format
@@ -124,18 +124,8 @@ def _zone_overrides(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], 
 
 
 def _passphrase(env: Mapping[str, str], key: str) -> bytes | None:
-    """``KEY``, or the first line of the file ``KEY_FILE`` names (systemd credentials, secrets)."""
+    """A secret as bytes (``env`` is already resolved: jackdaw.credentials read any KEY_FILE)."""
     value = env.get(key, "").strip()
-    path = env.get(f"{key}_FILE", "").strip()
-    if value and path:
-        raise ConfigError(f"{key}: set either {key} or {key}_FILE, not both")
-    if path:
-        try:
-            value = (Path(path).read_text().splitlines() or [""])[0].strip()
-        except OSError as e:
-            raise ConfigError(f"{key}_FILE: cannot read {path!r}: {e.strerror}") from None
-        if not value:
-            raise ConfigError(f"{key}_FILE: {path!r} is empty")
     return value.encode() if value else None
 
 
@@ -394,8 +384,11 @@ class Settings:
     notify_email_to: tuple[str, ...] = ()
     notify_command: tuple[str, ...] = ()
     notify_command_timeout: float = 30.0
-    #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
+    #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...), with
+    #: each secret's value in place (jackdaw.credentials: read from NAME_FILE or a credential)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: where each secret that is set came from: NAME -> "env", "file PATH" or "credential PATH"
+    secret_sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def relay_cert_path(self) -> Path:
@@ -409,6 +402,7 @@ class Settings:
 
     @classmethod
     def parse(cls, env: Mapping[str, str]) -> Settings:
+        env, secret_sources = credentials.resolve(env)
         log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -483,5 +477,6 @@ class Settings:
             retention_days=envparse.integer(env, "RETENTION_DAYS", 30, minimum=0) or None,
             retention_cert_margin_days=envparse.integer(env, "RETENTION_CERT_MARGIN_DAYS", 30, minimum=0),
             **_notify(env),
-            env=dict(env),
+            env=env,
+            secret_sources=secret_sources,
         )

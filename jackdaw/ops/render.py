@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from jackdaw.durations import human
 from jackdaw.ledger import whole
 from jackdaw.ops.actions import CancelResult, RetryResult
-from jackdaw.ops.config import EffectiveConfig
+from jackdaw.ops.config import ConfigEntry, EffectiveConfig
 from jackdaw.ops.queries import (
     AccountView,
     BucketView,
@@ -243,13 +243,14 @@ def cancel_text(r: CancelResult) -> str:
 # -- configuration -----------------------------------------------------------------------------
 
 def config_text(cfg: EffectiveConfig) -> str:
-    def value(v: str | None) -> str:
-        return "(unset)" if v is None else (v or "(empty)")
+    def value(e: ConfigEntry) -> str:
+        shown = "(unset)" if e.value is None else (e.value or "(empty)")
+        return f"{shown}  (from {e.source})" if e.source else shown
 
     lines = ["settings"]
-    lines += _fields([(e.key, value(e.value)) for e in cfg.settings], "  ")
+    lines += _fields([(e.key, value(e)) for e in cfg.settings], "  ")
     lines.append(f"DNS provider {cfg.dns_provider}")
-    lines += _fields([(e.key, value(e.value)) for e in cfg.provider_env], "  ") or ["  (no settings)"]
+    lines += _fields([(e.key, value(e)) for e in cfg.provider_env], "  ") or ["  (no settings)"]
     return "\n".join(lines)
 
 

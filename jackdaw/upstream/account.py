@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -126,6 +127,36 @@ def _legacy(settings: Settings) -> tuple[bytes, str | None] | None:
         urls = {}
     url = urls.get(settings.le_directory) if isinstance(urls, dict) else None
     return pem, str(url) if url else None
+
+
+def _retire_legacy_key(path: Path, stored: jose.JWK) -> None:
+    """Remove the plain-text key an older version left in DATA_DIR once the database holds the
+    same key (read back and decrypted above: the import is verified); if it cannot be removed,
+    rename it 0600 beside itself and say so. A different key there (another host's) is left."""
+    try:
+        pem = path.read_bytes()
+    except OSError:
+        return
+    try:
+        on_disk = jose.JWK.load(pem)
+    except (ValueError, TypeError):
+        return
+    if on_disk.thumbprint() != stored.thumbprint():
+        return
+    try:
+        path.unlink()
+        log.info("removed %s: the upstream account key is in the database now", path)
+        return
+    except OSError as e:
+        problem = e.strerror
+    retired = path.with_name(path.name + ".imported")
+    try:
+        os.chmod(path, 0o600)
+        path.rename(retired)
+    except OSError:
+        retired = path
+    log.warning("could not remove %s (%s), the upstream account key now held in the database: it is %s, mode "
+                "0600; delete it by hand", path, problem, retired)
 
 
 @contextmanager
@@ -243,6 +274,7 @@ class UpstreamAccount:
                     log.info("upstream account key imported from %s into the database (account %s)",
                              self.settings.data_dir / LEGACY_KEY_FILE, url or "not yet registered")
             key = _open(row, passphrase)
+            _retire_legacy_key(self.settings.data_dir / LEGACY_KEY_FILE, key)
             if passphrase is not None and not row.key_encrypted:
                 row.key_pem = _seal(key.key.private_bytes(serialization.Encoding.PEM,
                                                           serialization.PrivateFormat.PKCS8,
