@@ -367,8 +367,8 @@ def status_text(r: StatusReport) -> str:
                        f"stored {when(u.key_stored)}, {'encrypted' if u.key_encrypted else 'plain PEM'}"),
                       ("directory", meta_age(u)),
                       ("profiles", ", ".join(u.profiles) or "none offered")], "  ")
-    lines += [f"    {name}: no longer listed by the CA since {when(since)}, offered until {when(until)}"
-              for name, since, until in u.withdrawn]
+    lines += [f"    {w.name}: no longer listed by the CA since {when(w.since)}, offered until {when(w.until)}"
+              for w in u.withdrawn]
 
     b = r.budget.view
     lines.append("budget")

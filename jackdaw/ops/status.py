@@ -76,6 +76,15 @@ class RelayCertView:
 
 
 @dataclass(frozen=True)
+class WithdrawnProfile:
+    """A profile the upstream CA stopped listing, still offered (UPSTREAM_PROFILE_GRACE)."""
+
+    name: str
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
 class UpstreamView:
     directory_url: str
     #: the CA's host name
@@ -94,7 +103,7 @@ class UpstreamView:
     #: profiles offered (the CA's, and those in their grace)
     profiles: list[str] = field(default_factory=list)
     #: profiles the CA stopped listing, still offered: name, since, until
-    withdrawn: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    withdrawn: list[WithdrawnProfile] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -260,7 +269,7 @@ def upstream_account(s: Session, settings: Settings, now: datetime) -> UpstreamV
         meta_error=stored.error if stored is not None else None,
         meta_age=(now - stored.fetched).total_seconds() if stored is not None and stored.fetched else None,
         profiles=sorted(meta.profiles) if meta is not None else [],
-        withdrawn=[(name, since, until) for name, (since, until) in sorted(meta.withdrawn.items())]
+        withdrawn=[WithdrawnProfile(name, since, until) for name, (since, until) in sorted(meta.withdrawn.items())]
         if meta is not None else [],
     )
 
@@ -352,8 +361,8 @@ def attention(relay: RelayCertView, budget: queries.BudgetView, jobs: QueueView,
               certificates: CertificatesView, upstream: UpstreamView | None = None) -> list[str]:
     lines = []
     if upstream is not None:
-        lines += [f"the upstream CA no longer lists profile {name} (since {since:%Y-%m-%d %H:%M}Z); offered until "
-                  f"{until:%Y-%m-%d %H:%M}Z (UPSTREAM_PROFILE_GRACE)" for name, since, until in upstream.withdrawn]
+        lines += [f"the upstream CA no longer lists profile {w.name} (since {w.since:%Y-%m-%d %H:%M}Z); offered "
+                  f"until {w.until:%Y-%m-%d %H:%M}Z (UPSTREAM_PROFILE_GRACE)" for w in upstream.withdrawn]
         if upstream.meta_error:
             served = (f"what it offered at {upstream.meta_fetched:%Y-%m-%d %H:%M:%S}Z" if upstream.meta_fetched
                       else "no profiles (never fetched)")

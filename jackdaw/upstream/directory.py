@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import __version__
+from jackdaw.db import make_sessionmaker
 from jackdaw.jobs import JobContext, JobKind, JobQueue
 from jackdaw.ledger import now_of
 from jackdaw.models import UpstreamDirectory as Row
@@ -169,6 +170,8 @@ class UpstreamDirectory:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], reachability: Reachability) -> None:
         self.settings = settings
         self.sessions = sessions
+        # reads never queue for SQLite's write lock (jackdaw.db): a request thread reads here
+        self._reads = make_sessionmaker(sessions.kw["bind"].execution_options(read_only=True))
         self.reachability = reachability
         #: told the names of profiles a fetch found withdrawn (a notification); never raises
         self.on_withdrawn: Callable[[list[str]], None] | None = None
@@ -200,7 +203,7 @@ class UpstreamDirectory:
             if time.monotonic() - self._cached_at < CACHE_SECONDS:
                 return self._cached
             try:
-                with self.sessions() as s:
+                with self._reads() as s:
                     row = s.get(Row, self.url)
                     self._cached = Stored.of(row) if row is not None else None
             except Exception as exc:  # the database is away: readiness says so; this says it once a minute
@@ -264,7 +267,7 @@ class UpstreamDirectory:
         asked at the same time)."""
         self._cached_at = -CACHE_SECONDS
         stored = self.load()
-        with self.sessions() as s:
+        with self._reads() as s:
             now = now_of(s)
         if stored is not None and not stored.due(min(MIN_GAP, self.settings.upstream_directory_refresh), now):
             return
@@ -285,7 +288,7 @@ class UpstreamDirectory:
         if down is not None and stored is not None and stored.error is None and stored.checked is not None \
                 and stored.checked > down:
             self.reachability.note_reachable()
-        with self.sessions() as s:
+        with self._reads() as s:
             now = now_of(s)
         if stored is None or stored.due(self._every(stored), now):
             queue.ask(JobKind.UPSTREAM_DIRECTORY, job_subject(self.url))
