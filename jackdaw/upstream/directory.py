@@ -233,8 +233,8 @@ class UpstreamDirectory:
                           "LE_EAB_HMAC_KEY", self.url)
             withdrawn = self._store(listing, None)
             if withdrawn:
-                log.warning("the upstream CA %s no longer lists profile(s) %s; offered for %s more "
-                            "(UPSTREAM_PROFILE_GRACE)", self.url, ", ".join(withdrawn), self.grace)
+                log.warning("the upstream CA %s no longer lists profile(s) %s; offered for %.0f s more "
+                            "(UPSTREAM_PROFILE_GRACE)", self.url, ", ".join(withdrawn), self.grace.total_seconds())
                 if self.on_withdrawn is not None:
                     self.on_withdrawn(withdrawn)
         self._cached_at = -CACHE_SECONDS  # read what was stored at the next look

@@ -119,6 +119,7 @@ def test_a_profile_the_ca_stops_listing_stays_offered_for_the_grace(
         assert order["status"] == "invalid" and order["profile"] == "shortlived", order
         assert order["error"]["type"] == "urn:ietf:params:acme:error:invalidProfile", order
         assert "the CA said: " in order["error"]["detail"] and "shortlived" in order["error"]["detail"], order
+        assert "the upstream CA stopped listing profile shortlived at" in order["error"]["detail"], order
         assert "invalidProfile" in str(failed.value) or "profile" in str(failed.value)
 
         # the grace is over (as if a day had passed): the directory drops it
