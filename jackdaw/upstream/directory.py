@@ -221,8 +221,8 @@ class UpstreamDirectory:
         try:
             listing = parse(fetch_directory(self.settings))
         except requests.ConnectionError as exc:  # refused, no route, DNS, TLS: the CA cannot be reached
-            self.reachability.note_unreachable(exc)
-            self._store(None, f"unreachable: {type(exc).__name__}")
+            reference = self.reachability.note_unreachable(exc)
+            self._store(None, f"unreachable: {type(exc).__name__} (reference {reference} in the log)")
         except (requests.RequestException, ValueError) as exc:
             log.warning("upstream directory %s: %s", self.url, exc)
             self._store(None, f"{type(exc).__name__}: {exc}"[:500])
