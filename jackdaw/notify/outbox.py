@@ -122,6 +122,8 @@ class Notifier:
     def profiles_withdrawn(self, names: list[str]) -> None:
         """Called by the upstream directory's fetch when the CA stopped listing profiles: told at
         once, not at the next sweep; never raises (the fetch's own outcome is what matters to it)."""
+        if not self.channels:
+            return
         try:
             with self.sessions() as s:
                 found = self._withdrawn(s, now_of(s))
