@@ -353,6 +353,11 @@ class Settings:
     profiles_allowed: tuple[str, ...] = ()
     #: the most names an order of a profile may hold (PROFILE_MAX_NAMES, "name=N,...")
     profile_max_names: tuple[tuple[str, int], ...] = (("tlsserver", 25),)
+    #: seconds a profile the upstream CA stopped listing stays offered (a blip of the CA's
+    #: directory must not break clients that name it; jackdaw.upstream.directory)
+    upstream_profile_grace: float = 86400.0
+    #: seconds between fetches of the upstream directory (one per interval across instances)
+    upstream_directory_refresh: float = 600.0
     #: the upstream account's external account binding, for CAs that require one
     le_eab_kid: str | None = None
     le_eab_hmac_key: str | None = field(default=None, repr=False)
@@ -469,6 +474,8 @@ class Settings:
             upstream_profile=env.get("UPSTREAM_PROFILE", "").strip() or None,
             profiles_allowed=tuple(p.strip() for p in env.get("PROFILES_ALLOWED", "").split(",") if p.strip()),
             profile_max_names=_max_names(env, "PROFILE_MAX_NAMES"),
+            upstream_profile_grace=envparse.number(env, "UPSTREAM_PROFILE_GRACE", 86400.0, minimum=0),
+            upstream_directory_refresh=envparse.number(env, "UPSTREAM_DIRECTORY_REFRESH", 600.0, minimum=1.0),
             le_eab_kid=eab_kid,
             le_eab_hmac_key=eab_hmac,
             upstream_challenge=_upstream_challenge(env, dns_provider),
