@@ -48,6 +48,7 @@ from jackdaw.upstream.errors import (
     UpstreamFailed,
     Verdict,
     authz_problem,
+    error_code,
     order_problem,
     problem_from_upstream,
     triage,
@@ -162,9 +163,12 @@ class Leg2:
             self._fail(row, problem)
 
     def finish(self, s: Session, owner_kind: str, owner_id: str) -> None:
-        """Inside the owner's transaction that stored the certificate."""
+        """Inside the owner's transaction that stored the certificate: the budget learns the
+        set was issued (a later order for it is a renewal)."""
         row = _find(s, owner_kind, owner_id)
         if row is not None:
+            if self.budget is not None and row.stage != Stage.DONE:
+                self.budget.issued(s, list(row.names), ari=row.replaces is not None)
             row.stage, row.status, row.stage_since = Stage.DONE, "valid", utcnow()
 
     def reset(self, s: Session, owner_kind: str, owner_id: str) -> None:
@@ -390,8 +394,20 @@ class Leg2:
                     retry = retry_time(detail)
                     self.budget.rate_limited(s, row.names, detail, retry)
         note = f"; paused for {', '.join(paused)} until the relay's operator unpauses it" if paused else ""
+        note += self._withdrawn_note(row, error)
         note += f"; retry after {retry:%Y-%m-%d %H:%M:%S} UTC" if retry else ""
         return self._fail(row, problem_from_upstream(error, "refused the order", note), retry)
+
+    def _withdrawn_note(self, row: UpstreamOrder, error: messages.Error) -> str:
+        """Why the relay took an order for a profile the CA refuses: it stopped listing it."""
+        if error_code(error) != "invalidProfile" or row.profile is None:
+            return ""
+        meta = self.upstream.meta()
+        withdrawn = meta.withdrawn.get(row.profile) if meta is not None else None
+        if withdrawn is None:
+            return ""
+        return (f"; the upstream CA stopped listing profile {row.profile} at {withdrawn[0]:%Y-%m-%d %H:%M:%S} UTC and "
+                f"the relay offers it until {withdrawn[1]:%Y-%m-%d %H:%M:%S} UTC in case it comes back")
 
     def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem, retry: datetime | None = None) -> Failed:
         self.dns01.release(row.owner_id, str(row.id))

@@ -167,9 +167,19 @@ def fill(session: Session, m: dict[str, Any]) -> dict[str, Any]:
         make(session, models.Notification, now, event="order_failed", subject="invalidorder00000000",
              period="once", channel="smtp", payload={"title": "failed", "text": "an order failed"}, created=now,
              error="smtp: connection refused")
+    if has("IssuedSet") is not None:  # budget.set_key of the certificate's names, as 0012 fills it
+        key = "sha256:" + hashlib.sha256(",".join(sorted(set(names))).encode()).hexdigest()[:40]
+        make(session, models.IssuedSet, now, set_key=key, issued=now - timedelta(days=1))
+    if has("UpstreamDirectory") is not None:
+        make(session, models.UpstreamDirectory, now, directory_url="https://acme.example.test/directory",
+             profiles={"classic": "90 days", "shortlived": "6 days"},
+             withdrawn={"tlsserver": {"description": "server only", "since": now.isoformat()}},
+             caa_identities=["acme.example.test"], renewal_info="https://acme.example.test/renewal-info",
+             eab_required=False, fetched=now, checked=now, error=None)
     known = {t for t in (getattr(v, "__tablename__", None) for v in vars(models).values()) if t}
     recipe = {"eab_keys", "accounts", "orders", "authzs", "challenges", "certificates", "dns_records", "jobs",
-              "nonces", "upstream_accounts", "upstream_orders", "budget_buckets", "upstream_pauses", "notifications"}
+              "nonces", "upstream_accounts", "upstream_orders", "budget_buckets", "upstream_pauses", "notifications",
+              "issued_sets", "upstream_directories"}
     for name in sorted(known - recipe):  # a table this recipe does not know yet: one plain row
         cls = next(v for v in vars(models).values() if getattr(v, "__tablename__", None) == name)
         GENERIC.append(name)

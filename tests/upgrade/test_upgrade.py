@@ -193,8 +193,8 @@ def test_upgrade_and_back_keeps_every_row(backend: str, revision: str, tmp_path:
 
 
 #: the tables a revision's downgrade drops with their rows, as the README (Upgrading) promises
-DROPS = {"0011": {"notifications"}, "0007": {"eab_keys", "budget_buckets", "upstream_pauses"},
-         "0006": {"upstream_accounts", "upstream_orders"}}
+DROPS = {"0013": {"upstream_directories"}, "0012": {"issued_sets"}, "0011": {"notifications"},
+         "0007": {"eab_keys", "budget_buckets", "upstream_pauses"}, "0006": {"upstream_accounts", "upstream_orders"}}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
