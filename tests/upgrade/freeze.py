@@ -19,6 +19,7 @@ tests/upgrade/data/<revision>/
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import re
@@ -70,23 +71,51 @@ def tree_head() -> str:
     return _head({p.name: p.read_text() for p in (ROOT / VERSIONS).glob("*.py")})
 
 
-def head_at(commit: str) -> str:
+@functools.cache
+def _sources_at(commit: str) -> dict[str, str]:
     paths = [p for p in git("ls-tree", "--name-only", f"{commit}:{VERSIONS}").split() if p.endswith(".py")]
-    return _head({p: git("show", f"{commit}:{VERSIONS}/{p}") for p in paths})
+    return {p: git("show", f"{commit}:{VERSIONS}/{p}") for p in paths}
+
+
+def head_at(commit: str) -> str:
+    return _head(_sources_at(commit))
+
+
+def _revisions_at(commit: str) -> set[str]:
+    pattern = re.compile(r"^revision(?:: [^=]+)? = ['\"]([^'\"]+)['\"]", re.M)
+    return {m.group(1) for s in _sources_at(commit).values() if (m := pattern.search(s))}
 
 
 def release_commit(revision: str) -> str | None:
-    """The last first-parent commit where ``revision`` was head; None for the working tree's head."""
+    """The last commit where ``revision`` was head, on this branch's first-parent history; None
+    for the working tree's head."""
     if revision == tree_head():
         return None
-    changes = git("rev-list", "--first-parent", "--reverse", "HEAD", "--", VERSIONS).split()
+    found = _last_head(revision, git("rev-parse", "HEAD").strip())
+    if found is None:
+        raise SystemExit(f"revision {revision} was never head on this branch's history")
+    return found
+
+
+def _last_head(revision: str, tip: str) -> str | None:
+    """The last commit on ``tip``'s first-parent history where ``revision`` was head. A merge that
+    brought it in with a later revision (a branch that had merged main after main moved on,
+    fast-forwarded or not) is followed into the parent it came from, never into a side branch
+    that had a revision of the same number (a migration is renumbered when merged)."""
+    changes = git("rev-list", "--first-parent", "--reverse", tip, "--", VERSIONS).split()
     heads = [head_at(c) for c in changes]
-    if revision not in heads:
-        raise SystemExit(f"revision {revision} was never head on this branch's first-parent history")
-    last = len(heads) - 1 - heads[::-1].index(revision)
-    if last + 1 < len(changes):
-        return git("rev-parse", f"{changes[last + 1]}^1").strip()  # just before the next migration came
-    return git("rev-parse", "HEAD").strip()
+    if revision in heads:
+        last = len(heads) - 1 - heads[::-1].index(revision)
+        if last + 1 < len(changes):
+            return git("rev-parse", f"{changes[last + 1]}^1").strip()  # just before the next migration came
+        return tip
+    for commit in reversed(changes):
+        first, *merged = git("rev-list", "--parents", "-n", "1", commit).split()[1:]
+        if merged and revision in _revisions_at(commit) and revision not in _revisions_at(first):
+            for parent in merged:
+                if (found := _last_head(revision, parent)) is not None:
+                    return found
+    return None
 
 
 def material(now: datetime) -> dict[str, Any]:
