@@ -1,12 +1,13 @@
 """Freeze the data set of a schema revision: what that release wrote, kept for every later upgrade.
 
     python -m tests.upgrade.freeze            # every revision in migrations/versions without one
-    python -m tests.upgrade.freeze 0012       # that revision (refused if it already has one)
+    python -m tests.upgrade.freeze 0014       # that revision (refused if it already has one)
 
 For a revision that is the working tree's head the working tree's own code writes the data
 (the release procedure: freeze, then commit). For an older one, the last commit on this
-branch's first-parent history where it was head is checked out in a temporary git worktree and
-that commit's jackdaw package and migrations write it (tests/upgrade/seed.py, in a subprocess
+branch's first-parent history where it was head (or, when a merge brought it in with a later
+one, on the merged parent's) is checked out in a temporary git worktree and that commit's
+jackdaw package and migrations write it (tests/upgrade/seed.py, in a subprocess
 with PYTHONPATH at that worktree). Each data set is written once and never again:
 tests/upgrade/data/<revision>/
 
