@@ -250,7 +250,20 @@ def _env_file_apart(argv: list[str]) -> tuple[list[str], list[str]]:
     return found, rest
 
 
+def _single_process_metrics() -> None:
+    """The CLI imports jackdaw.metrics but counts nothing for /metrics: prometheus-client picks its
+    mode at import from PROMETHEUS_MULTIPROC_DIR, which would put the CLI's files among the workers'
+    (and fail before gunicorn made the directory: the unit's ExecStartPre runs first)."""
+    saved = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    try:
+        import prometheus_client.values  # noqa: F401
+    finally:
+        if saved is not None:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved  # `check` still checks it
+
+
 def main(argv: list[str] | None = None) -> int:
+    _single_process_metrics()
     try:
         try:
             return _main(sys.argv[1:] if argv is None else list(argv))

@@ -222,3 +222,17 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path, argv: list[str]) -> None:
     finally:
         os.close(write)
     assert proc.returncode in (0, 141) and proc.stderr == "", proc.stderr
+
+
+def test_commands_before_gunicorn_need_no_metrics_directory(tmp_path: Path) -> None:
+    """The unit's ExecStartPre runs with PROMETHEUS_MULTIPROC_DIR set before gunicorn made it
+    (was: FileNotFoundError from prometheus-client at import); the CLI writes nothing there."""
+    data = tmp_path / "state"
+    data.mkdir()
+    metrics = tmp_path / "run" / "prometheus"
+    env = {**REQUIRED, "ALLOWED_DOMAINS": "example.test", "DATA_DIR": str(data),
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    for argv in (["check"], ["db", "upgrade"], ["relay-cert", "placeholder"]):
+        proc = jackdaw(tmp_path, *argv, env=env)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
