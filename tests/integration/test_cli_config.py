@@ -236,3 +236,47 @@ def test_commands_before_gunicorn_need_no_metrics_directory(tmp_path: Path) -> N
         proc = jackdaw(tmp_path, *argv, env=env)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_check_refuses_mistyped_settings(tmp_path: Path) -> None:
+    """The issue's typos gave `settings OK` and a relay that issues any name to anyone."""
+    path = env_file(tmp_path / "jackdaw.env", {**REQUIRED, "DATA_DIR": str(tmp_path), "ALLOWED_DOMIANS": "example.test",
+                                               "EAB_REQUIERD": "true", "TZ": "UTC"})
+    proc = jackdaw(tmp_path, "check", "--env-file", str(path), env={"RELAY_CERT_ENABLD": "false", "LANG": "C"})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.splitlines() == [
+        f"configuration error: ALLOWED_DOMIANS: not a Jackdaw setting (in {path}); did you mean ALLOWED_DOMAINS?",
+        f"configuration error: EAB_REQUIERD: not a Jackdaw setting (in {path}); did you mean EAB_REQUIRED?",
+        "configuration error: RELAY_CERT_ENABLD: not a Jackdaw setting (in the environment); "
+        "did you mean RELAY_CERT_ENABLED?",
+    ]
+    # a mistyped required name: both the name and what is missing
+    typo = {**REQUIRED, "DATA_DIR": str(tmp_path), "RELAY_DOMIAN": REQUIRED["RELAY_DOMAIN"]}
+    del typo["RELAY_DOMAIN"]
+    proc = jackdaw(tmp_path, "check", "--env-file", str(env_file(tmp_path / "typo.env", typo)))
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 2, proc.stderr
+    assert "did you mean RELAY_DOMAIN?" in proc.stderr and "RELAY_DOMAIN: required but not set" in proc.stderr
+
+
+GUNICORN_SETTINGS = [
+    ("JACKDAW_WORKERS", "two", "expected a whole number"),
+    ("JACKDAW_WORKERS", "0", "must be at least 1"),
+    ("JACKDAW_THREADS", "-1", "must be at least 1"),
+    ("JACKDAW_BIND", "localhost", "expected host:port"),
+    ("JACKDAW_BIND", "127.0.0.1:99999", "expected host:port"),
+    ("JACKDAW_BIND", "unix:", "unix: needs a socket path"),
+    ("JACKDAW_BIND", "unix:/run/jackdaw/jackdaw.sock", None),
+    ("JACKDAW_BIND", "[::1]:8000", None),
+    ("JACKDAW_WORKERS", "2", None),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), GUNICORN_SETTINGS, ids=[f"{k}={v}" for k, v, _ in GUNICORN_SETTINGS])
+def test_check_validates_gunicorns_settings(tmp_path: Path, key: str, value: str, says: str | None) -> None:
+    env = {**REQUIRED, "ALLOWED_DOMAINS": "example.test", "DATA_DIR": str(tmp_path), key: value}
+    proc = jackdaw(tmp_path, "check", env=env)
+    if says is None:
+        assert proc.returncode == 0 and proc.stdout.startswith("settings OK"), proc.stderr
+    else:
+        line = one_line(proc)
+        assert proc.returncode == 2 and line.startswith(f"configuration error: {key}: {says}"), line
