@@ -23,8 +23,10 @@ from dataclasses import dataclass
 SHARED_PREFIXES = frozenset({"AWS", "PROMETHEUS", "DATA", "DATABASE", "LOG", "JOB", "STATUS", "RESPONSE"})
 #: first words of names libraries Jackdaw runs read themselves: never flagged anywhere
 LIBRARY_PREFIXES = frozenset({"AWS", "PROMETHEUS"})
+#: other software's names with one of Jackdaw's prefixes: systemd's sd_notify socket (Type=notify)
+FOREIGN_NAMES = frozenset({"NOTIFY_SOCKET"})
 #: how close a name must be to a known one to be offered as "did you mean"
-CUTOFF = 0.75
+CUTOFF = 0.8
 _MINIMAL = {"RELAY_DOMAIN": "relay.example.com", "ACME_EMAIL": "ops@example.com", "DNS_PROVIDER": "rfc2136"}
 
 
@@ -101,7 +103,7 @@ def unknown(sources: Iterable[tuple[str, Mapping[str, str]]], environment: Mappi
 
     def consider(key: str, where: str, in_file: bool) -> None:
         word = _first_word(key)
-        if key in known or key in found or word in LIBRARY_PREFIXES or key.startswith(plugins):
+        if key in known or key in FOREIGN_NAMES or key in found or word in LIBRARY_PREFIXES or key.startswith(plugins):
             return
         suggestion = _suggest(key)
         looks_ours = (word in ours or suggestion is not None) if in_file else (

@@ -34,10 +34,18 @@ def test_known_names_and_their_file_forms_pass(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["TZ", "HTTPS_PROXY", "PYTHONDONTWRITEBYTECODE", "AWS_DEFAULT_REGION",
-                                  "AWS_CA_BUNDLE", "PROMETHEUS_DISABLE_CREATED_SERIES", "REQUESTS_CA_BUNDLE"])
+                                  "AWS_CA_BUNDLE", "PROMETHEUS_DISABLE_CREATED_SERIES", "REQUESTS_CA_BUNDLE",
+                                  "NOTIFY_SOCKET", "INVOCATION_ID", "JOURNAL_STREAM", "CREDENTIALS_DIRECTORY"])
 def test_other_softwares_names_pass(name: str) -> None:
-    """Names the process or the libraries Jackdaw runs read themselves, in the file or the environment."""
+    """Names the process, systemd (the unit's Type=notify sets NOTIFY_SOCKET) or the libraries
+    Jackdaw runs read themselves, in the file or the environment."""
     assert flagged({name: "x"}, {name: "x"}) == {}
+
+
+def test_systemds_own_names_pass_in_the_environment() -> None:
+    """What systemd sets for the unit's processes (RuntimeDirectory=, StateDirectory=, Type=notify)."""
+    names = ["RUNTIME_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET", "INVOCATION_ID", "MAINPID", "WATCHDOG_USEC"]
+    assert knownkeys.unknown([], dict.fromkeys(names, "x")) == []
 
 
 def test_the_environment_is_judged_by_prefix_alone() -> None:
