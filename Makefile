@@ -147,10 +147,10 @@ RUN_ENV = $(if $(wildcard .env),$(RUN_BIN)/dotenv -f .env run --no-override --,)
 run:
 	@[ -x $(RUN_BIN)/gunicorn ] || $(MAKE) --no-print-directory install
 	@[ -f .env ] || echo "run: no .env here; using the process environment (see .env.example)"
-	@# `db upgrade` makes no directory (under systemd StateDirectory= does): a checkout's DATA_DIR is made here
-	$(RUN_ENV) sh -c 'if [ -n "$${DATA_DIR:-}" ]; then mkdir -p -m 0700 -- "$$DATA_DIR"; fi'
-	$(RUN_ENV) $(RUN_BIN)/jackdaw db upgrade
-	exec $(RUN_ENV) $(RUN_BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	@# DATA_DIR: the checkout's ./data unless set (the CLI never guesses it), made here since
+	@# `db upgrade` makes no directory (under systemd, StateDirectory= does)
+	exec $(RUN_ENV) sh -c 'export DATA_DIR="$${DATA_DIR:-$(CURDIR)/data}" && mkdir -p -m 0700 -- "$$DATA_DIR" \
+	  && $(RUN_BIN)/jackdaw db upgrade && exec $(RUN_BIN)/gunicorn -c gunicorn.conf.py wsgi:app'
 
 demo: deps venv precheck-tools
 	$(BIN)/python -m tests.demo $(DEMO_ARGS)
