@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jackdaw import __version__
@@ -316,7 +315,7 @@ def _main(argv: list[str]) -> int:
 def _prepare(args: argparse.Namespace, loaded: Loaded) -> None:
     """Before a command reads or writes the relay's state: root becomes the state directory's
     owner, the database's place must be named, and a changing command says what it acts on."""
-    from jackdaw.envfile import database_url, require_location
+    from jackdaw.envfile import database_url_from_env, require_location
     from jackdaw.ops.config import mask_url
     from jackdaw.ops.runas import become_owner
 
@@ -327,8 +326,8 @@ def _prepare(args: argparse.Namespace, loaded: Loaded) -> None:
     if command == ("relay-cert", "placeholder") and not loaded.env.get("RELAY_CERT_DIR", "").strip():
         require_location(loaded)
     if command in CHANGES:
-        url = database_url(loaded.env, Path(loaded.env.get("DATA_DIR", "").strip() or "data"))
-        print(f"jackdaw: {loaded.describe()}, database {mask_url(url)}" + (f", as user {user}" if user else ""),
+        as_user = f", as user {user}" if user else ""
+        print(f"jackdaw: {loaded.describe()}, database {mask_url(database_url_from_env())}{as_user}",
               file=sys.stderr, flush=True)
 
 

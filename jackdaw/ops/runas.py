@@ -46,8 +46,9 @@ def become_owner(env: Mapping[str, str]) -> str | None:
     try:
         user = pwd.getpwuid(info.st_uid)
         name, gid, groups = user.pw_name, user.pw_gid, os.getgrouplist(user.pw_name, user.pw_gid)
+        home: str | None = user.pw_dir
     except KeyError:  # a uid without a name (a container's volume): its directory's group
-        name, gid, groups = f"uid {info.st_uid}", info.st_gid, [info.st_gid]
+        name, gid, groups, home = f"uid {info.st_uid}", info.st_gid, [info.st_gid], None
     try:
         os.setgroups(groups)
         os.setgid(gid)
@@ -55,4 +56,6 @@ def become_owner(env: Mapping[str, str]) -> str | None:
     except OSError as e:
         raise ConfigError(f"{key}: {directory} belongs to {name}, and root could not become {name} "
                           f"({e.strerror}): run the command as that user (sudo -u {name} ...)") from None
+    if home is not None:
+        os.environ["HOME"] = home  # as `sudo -u` sets it: libpq's ~/.pgpass is the user's, not root's
     return name
