@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from jackdaw import __version__
@@ -323,12 +323,22 @@ def _prepare(args: argparse.Namespace, loaded: Loaded) -> None:
     command = (args.command, getattr(args, "action", None))
     if command not in NO_DATABASE:
         require_location(loaded)
-    if command == ("relay-cert", "placeholder") and not loaded.env.get("RELAY_CERT_DIR", "").strip():
-        require_location(loaded)
+    if command == ("relay-cert", "placeholder") and _placeholder_unplaced(loaded.env):
+        require_location(loaded)  # nothing named at all: the general line
+        raise ConfigError("RELAY_CERT_DIR: not set, nor DATA_DIR (DATABASE_URL names no directory for the "
+                          "certificate): the CLI does not guess ./data/tls")
     if command in CHANGES:
         as_user = f", as user {user}" if user else ""
         print(f"jackdaw: {loaded.describe()}, database {mask_url(database_url_from_env())}{as_user}",
               file=sys.stderr, flush=True)
+
+
+def _placeholder_unplaced(env: Mapping[str, str]) -> bool:
+    """`relay-cert placeholder` would write, and neither DATA_DIR nor RELAY_CERT_DIR says where."""
+    from jackdaw.envparse import boolean
+
+    named = any(env.get(key, "").strip() for key in ("DATA_DIR", "RELAY_CERT_DIR"))
+    return not named and boolean(env, "RELAY_CERT_ENABLED", True)
 
 
 def _dispatch(args: argparse.Namespace, loaded: Loaded) -> int:

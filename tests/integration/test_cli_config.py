@@ -127,6 +127,18 @@ def test_no_command_but_db_upgrade_creates_the_database(tmp_path: Path, argv: li
     assert list(data.iterdir()) == [], "looking created something"
 
 
+def test_the_placeholder_needs_a_named_directory(tmp_path: Path) -> None:
+    """DATABASE_URL alone names no directory: the certificate would have gone to ./data/tls."""
+    env = {**REQUIRED, "DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
+    proc = jackdaw(tmp_path, "relay-cert", "placeholder", env=env)
+    assert proc.returncode == 2 and one_line(proc).startswith("configuration error: RELAY_CERT_DIR: not set")
+    assert list(tmp_path.iterdir()) == []
+    proc = jackdaw(tmp_path, "relay-cert", "placeholder", env={**env, "RELAY_CERT_ENABLED": "false"})
+    assert proc.returncode == 0 and "nothing written" in proc.stdout, proc.stderr
+    proc = jackdaw(tmp_path, "relay-cert", "placeholder", env={**env, "RELAY_CERT_DIR": str(tmp_path / "tls")})
+    assert proc.returncode == 0 and (tmp_path / "tls" / "fullchain.pem").is_file(), proc.stderr
+
+
 def test_db_upgrade_makes_no_directory(tmp_path: Path) -> None:
     missing = tmp_path / "var" / "lib" / "jackdw"  # a typo: a second, empty database
     proc = jackdaw(tmp_path, "db", "upgrade", env={"DATA_DIR": str(missing)})
