@@ -5,7 +5,7 @@
 #   make install  production: .venv afresh from /usr/bin/python3, runtime requirements only (no test tools)
 #   make lint     ruff + mypy
 #   make test     deps + venv + lint + prerequisite check + the whole pytest suite (e2e included)
-#   make run      migrate the database, then serve with gunicorn (settings from the env / .env)
+#   make run      migrate, then serve with gunicorn from `make install`'s venv (settings from the env / .env)
 #   make demo     local BIND + Pebble + Jackdaw, real certbot gets a certificate (no public CA)
 #   make bench    benchmarks in bench/ (print figures; not tests)
 #   make clean    remove the venv, caches and demo output (never the relay's data/)
@@ -139,14 +139,18 @@ precheck-postgres: venv
 test: deps venv lint precheck
 	$(BIN)/pytest -q
 
-run: deps venv
+# `make run`: the relay from the runtime venv of `make install` (made if missing), never the test
+# bed (`make deps`: Pebble, BIND, Chromium...). Settings from the environment, then ./.env.
+RUN_BIN := $(INSTALL_VENV)/bin
+RUN_ENV = $(if $(wildcard .env),$(RUN_BIN)/dotenv -f .env run --no-override --,)
+
+run:
+	@[ -x $(RUN_BIN)/gunicorn ] || $(MAKE) --no-print-directory install
 	@[ -f .env ] || echo "run: no .env here; using the process environment (see .env.example)"
-	$(BIN)/jackdaw db upgrade
-	@if [ -f .env ]; then \
-	  exec $(BIN)/dotenv -f .env run --no-override -- $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app; \
-	else \
-	  exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app; \
-	fi
+	@# DATA_DIR: the checkout's ./data unless set (the CLI never guesses it), made here since
+	@# `db upgrade` makes no directory (under systemd, StateDirectory= does)
+	exec $(RUN_ENV) sh -c 'export DATA_DIR="$${DATA_DIR:-$(CURDIR)/data}" && mkdir -p -m 0700 -- "$$DATA_DIR" \
+	  && $(RUN_BIN)/jackdaw db upgrade && exec $(RUN_BIN)/gunicorn -c gunicorn.conf.py wsgi:app'
 
 demo: deps venv precheck-tools
 	$(BIN)/python -m tests.demo $(DEMO_ARGS)

@@ -2,15 +2,19 @@
 
 import gc
 import os
-import re
-from pathlib import Path
+
+from jackdaw.serving import Serving, prepare_multiproc_dir
 
 if __name__ == "__config__":  # loaded by gunicorn (not by a test reading the defaults)
-    from jackdaw.startup import exit_on_bad_settings
+    from jackdaw.startup import exit_on_bad_settings, warn_unknown_settings
 
-    exit_on_bad_settings()  # a bad setting: one line, exit 78, before anything binds or forks
+    exit_on_bad_settings()  # a bad setting (JACKDAW_WORKERS=two too): one line, exit 78, before anything binds
+    warn_unknown_settings()  # ALLOWED_DOMIANS=...: one line each
 
-bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
+# JACKDAW_BIND, JACKDAW_WORKERS, JACKDAW_THREADS, JACKDAW_ACCESS_LOG, PROMETHEUS_MULTIPROC_DIR:
+# parsed by jackdaw.serving, which `jackdaw check` uses too
+_serving = Serving.parse(os.environ)
+bind = _serving.bind
 worker_class = "gthread"
 # One worker x 4 threads by default: requests are short and CPU-bound under the GIL, so one
 # worker is one core (bench/polling.py on 2 cores: ~390 polls/s, ~280-330 newOrders/s).
@@ -18,8 +22,8 @@ worker_class = "gthread"
 # tree: they preload and share the code; set PROMETHEUS_MULTIPROC_DIR then): fewer threads per worker
 # switch less. Request threads never wait on DNS or the upstream CA (job threads do), so a few
 # threads serve many clients; a free thread lets a poll wait for a result (RESPONSE_WAIT).
-workers = int(os.environ.get("JACKDAW_WORKERS", "1"))
-threads = int(os.environ.get("JACKDAW_THREADS", "4"))
+workers = _serving.workers
+threads = _serving.threads
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
@@ -30,7 +34,7 @@ keepalive = 5
 # code change takes effect on `systemctl reload`.
 preload_app = workers > 1
 control_socket_disable = True
-accesslog = os.environ.get("JACKDAW_ACCESS_LOG") or None
+accesslog = _serving.access_log
 errorlog = "-"
 # gunicorn's error and access lines in Jackdaw's LOG_FORMAT (text or one JSON object per line)
 logger_class = "jackdaw.serverlog.Logger"
@@ -56,18 +60,10 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
 
 
 # prometheus-client's multiprocess mode (several workers): PROMETHEUS_MULTIPROC_DIR names an
-# empty directory of its own where each worker keeps its counters (jackdaw/metrics.py).
-_PROMETHEUS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
-
-
-def on_starting(server):  # type: ignore[no-untyped-def]
-    """Counts left by an earlier run would be summed into this one's: remove only those files."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        for path in Path(directory).iterdir():
-            if _PROMETHEUS_FILE.fullmatch(path.name):
-                path.unlink(missing_ok=True)
+# empty directory of its own where each worker keeps its counters (jackdaw/metrics.py). It must
+# exist before the app is preloaded, which comes before gunicorn's on_starting hook: made here.
+if __name__ == "__config__":
+    prepare_multiproc_dir(_serving.multiproc_dir)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

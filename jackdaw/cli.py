@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from jackdaw import __version__
 from jackdaw.envparse import ConfigError
 from jackdaw.protocol.constants import Status
+
+if TYPE_CHECKING:
+    from jackdaw.envfile import Loaded
 
 ORDER_STATUSES = [Status.PENDING, Status.READY, Status.PROCESSING, Status.VALID, Status.INVALID]
 
@@ -63,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 failed (or a check did not pass), 2 configuration error")
     parser.add_argument("--version", action="version", version=f"jackdaw {__version__}")
     parser.add_argument("--env-file", metavar="PATH", default=os.environ.get("JACKDAW_ENV_FILE") or None,
-                        help="settings file the systemd unit reads (EnvironmentFile=); its values win over the "
-                             "environment and no ./.env is read (default: $JACKDAW_ENV_FILE)")
+                        help="settings file the systemd unit reads (EnvironmentFile=), anywhere on the line; its "
+                             "values win over the environment and no ./.env is read (default: $JACKDAW_ENV_FILE, "
+                             "else /etc/jackdaw/jackdaw.env if it exists)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database schema (alembic): `upgrade` creates or migrates it, `current` "
@@ -220,9 +225,71 @@ def _order_id_first_dash(argv: list[str]) -> list[str]:
     return [*argv[:2], *(a for a in rest if a != ids[0]), "--", ids[0]]
 
 
+#: commands that change something: they first say (stderr) which settings and database they act on
+CHANGES = {("db", "upgrade"), ("eab", "add"), ("eab", "revoke"), ("account", "block"), ("account", "unblock"),
+           ("order", "retry"), ("order", "cancel"), ("certificate", "revoke"), ("budget", "unpause"),
+           ("relay-cert", "renew"), ("relay-cert", "placeholder"), ("restore", None)}
+#: commands that run without the relay's database (all others need DATA_DIR or DATABASE_URL named)
+NO_DATABASE = {("check", None), ("dns-check", None), ("notify", "test"), ("relay-cert", "placeholder")}
+#: exit status of a command whose output pipe closed (`jackdaw orders | head -1`), as SIGPIPE's
+PIPE_CLOSED = 141
+
+
+def _env_file_apart(argv: list[str]) -> tuple[list[str], list[str]]:
+    """--env-file anywhere on the line (before `--`) apart from the rest: argparse takes it
+    before the subcommand."""
+    rest: list[str] = []
+    found: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg == "--env-file" and i + 1 < len(argv):
+            found = [arg, argv[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--env-file="):
+            found = [arg]
+        else:
+            rest.append(arg)
+        i += 1
+    return found, rest
+
+
+def _single_process_metrics() -> None:
+    """The CLI imports jackdaw.metrics but counts nothing for /metrics: prometheus-client picks its
+    mode at import from PROMETHEUS_MULTIPROC_DIR, which would put the CLI's files among the workers'
+    (and fail before gunicorn made the directory: the unit's ExecStartPre runs first)."""
+    saved = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    try:
+        import prometheus_client.values  # noqa: F401
+    finally:
+        if saved is not None:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved  # `check` still checks it
+
+
 def main(argv: list[str] | None = None) -> int:
+    _single_process_metrics()
+    try:
+        try:
+            return _main(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here (--help too), not as "Exception ignored" at exit
+    except BrokenPipeError:
+        # the reader is gone (`| head`): end quietly, as coreutils do, with stdout on /dev/null
+        # so the interpreter's own flush at exit has nothing to complain about
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
+
+
+def _main(argv: list[str]) -> int:
+    from jackdaw.envfile import DEFAULT_ENV_FILE, ENV_FILE
+
     parser = build_parser()
-    args = parser.parse_args(_order_id_first_dash(sys.argv[1:] if argv is None else list(argv)))
+    env_file_option, rest = _env_file_apart(argv)
+    args = parser.parse_args(env_file_option + _order_id_first_dash(rest))
     if getattr(args, "timeout", None) is not None and not args.timeout > 0:
         parser.error("--timeout: must be a positive number of seconds")
     if args.command == "check" and args.json and not args.show:
@@ -230,15 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check" and args.online and args.show:
         parser.error("--online: not with --show")
 
-    if args.env_file:
-        os.environ["JACKDAW_ENV_FILE"] = args.env_file  # read by jackdaw.settings, here and in what we run
+    # the unit's settings file unless another is named: the CLI and the relay see one configuration
+    env_file = args.env_file or (DEFAULT_ENV_FILE if os.path.isfile(DEFAULT_ENV_FILE) else None)
+    if env_file:
+        os.environ[ENV_FILE] = env_file  # read by jackdaw.settings, here and in what we run
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    from jackdaw.envfile import pinned
     from jackdaw.ops import commands
 
     try:
-        return _dispatch(args)
+        with pinned() as loaded:
+            return _dispatch(args, loaded)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -250,15 +321,47 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    from jackdaw.envfile import data_dir_is_default, database_url_from_env
+def _prepare(args: argparse.Namespace, loaded: Loaded) -> None:
+    """Before a command reads or writes the relay's state: root becomes the state directory's
+    owner, the database's place must be named, and a changing command says what it acts on."""
+    from jackdaw.envfile import database_url_from_env, require_location
+    from jackdaw.ops.config import mask_url
+    from jackdaw.ops.runas import become_owner
+
+    user = become_owner(loaded.env)
+    command = (args.command, getattr(args, "action", None))
+    if command not in NO_DATABASE:
+        require_location(loaded)
+    if command == ("relay-cert", "placeholder") and _placeholder_unplaced(loaded.env):
+        require_location(loaded)  # nothing named at all: the general line
+        raise ConfigError("RELAY_CERT_DIR: not set, nor DATA_DIR (DATABASE_URL names no directory for the "
+                          "certificate): the CLI does not guess ./data/tls")
+    if command in CHANGES:
+        as_user = f", as user {user}" if user else ""
+        print(f"jackdaw: {loaded.describe()}, database {mask_url(database_url_from_env())}{as_user}",
+              file=sys.stderr, flush=True)
+
+
+def _placeholder_unplaced(env: Mapping[str, str]) -> bool:
+    """`relay-cert placeholder` would write, and neither DATA_DIR nor RELAY_CERT_DIR says where."""
+    from jackdaw.envparse import boolean
+
+    named = any(env.get(key, "").strip() for key in ("DATA_DIR", "RELAY_CERT_DIR"))
+    return not named and boolean(env, "RELAY_CERT_ENABLED", True)
+
+
+def _dispatch(args: argparse.Namespace, loaded: Loaded) -> int:
+    from jackdaw.envfile import database_url_from_env
     from jackdaw.ops import commands
     from jackdaw.settings import Settings
 
+    _prepare(args, loaded)
+    if args.command == "check":
+        return _check(args, loaded)
     if args.command == "db":
         url = database_url_from_env()
         if args.action == "upgrade":
-            return commands.db_upgrade(url, may_create_dir=data_dir_is_default())
+            return commands.db_upgrade(url)
         return commands.db_current(url)
     if args.command in ("backup", "restore"):
         from jackdaw.ops import backup
@@ -314,8 +417,33 @@ def _dispatch(args: argparse.Namespace) -> int:
     from jackdaw.dns.registry import build_provider
 
     provider = build_provider(settings.dns_provider, settings.env)
-    if args.command == "dns-check":
-        return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
+    return commands.dns_check(args.name, settings, provider, timeout=args.timeout)
+
+
+def _check(args: argparse.Namespace, loaded: Loaded) -> int:
+    """Settings, the DNS provider, gunicorn's settings and the state directories; names that
+    look like a mistyped setting are errors too, each on its own line."""
+    from jackdaw import knownkeys
+    from jackdaw.dns.registry import build_provider
+    from jackdaw.ops import commands
+    from jackdaw.serving import Serving
+    from jackdaw.settings import Settings
+    from jackdaw.statedirs import check_state_dirs
+
+    unknown = knownkeys.unknown([loaded.file] if loaded.file else [], os.environ)
+    for name in unknown:
+        print(f"configuration error: {name.line()}", file=sys.stderr)
+    try:
+        settings = Settings.from_env()
+        provider = build_provider(settings.dns_provider, settings.env)
+        check_state_dirs(settings, Serving.parse(settings.env))
+    except ConfigError as exc:
+        if not unknown:
+            raise
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if unknown:
+        return 2
     if args.online:
         commands.check(settings)  # the offline verdict and warnings first
         return commands.check(settings, online=provider)

@@ -5,7 +5,7 @@ Shared by jackdaw.settings and the DNS providers, each of which reads its own pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 
 class ConfigError(ValueError):
@@ -63,3 +63,23 @@ def _check_range(key: str, value: float, minimum: float | None, maximum: float |
         raise ConfigError(f"{key}: must be at least {minimum:g}, got {value:g}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{key}: must be at most {maximum:g}, got {value:g}")
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An env mapping that remembers which keys were looked up (``get`` goes through here too):
+    what a reader reads is learnt from the reader itself, not from a list kept beside it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self.read:
+            self.read.append(key)
+        return self._env[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)

@@ -7,6 +7,7 @@ restart a relay that cannot start, and the journal shows the line instead of a w
 
 from __future__ import annotations
 
+import os
 import sys
 
 from jackdaw.envparse import ConfigError
@@ -20,10 +21,14 @@ _checked = False
 def check_settings() -> None:
     """Settings.from_env and the DNS provider, as create_app builds them; ConfigError if bad."""
     from jackdaw.dns.registry import build_provider
+    from jackdaw.serving import Serving
     from jackdaw.settings import Settings
+    from jackdaw.statedirs import check_state_dirs
 
     settings = Settings.from_env()
     build_provider(settings.dns_provider, settings.env)
+    # gunicorn's own settings as gunicorn.conf.py reads them, and the directories the relay writes
+    check_state_dirs(settings, Serving.parse(os.environ))
 
 
 def exit_on_bad_settings() -> None:
@@ -38,3 +43,20 @@ def exit_on_bad_settings() -> None:
     except ConfigError as exc:
         print(f"jackdaw: configuration error: {exc}", file=sys.stderr, flush=True)
         sys.exit(CONFIG_EXIT)
+
+
+_warned = False
+
+
+def warn_unknown_settings() -> None:
+    """For gunicorn.conf.py: a name that looks like a mistyped setting (ALLOWED_DOMIANS) is one
+    warning line each (`jackdaw check` refuses it); once per process, as above."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    from jackdaw import envfile, knownkeys
+
+    loaded = envfile.load()
+    for name in knownkeys.unknown([loaded.file] if loaded.file else [], os.environ):
+        print(f"jackdaw: warning: {name.line()}", file=sys.stderr, flush=True)

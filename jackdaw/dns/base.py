@@ -28,6 +28,9 @@ class DNSProvider(ABC):
     name: ClassVar[str]
     #: seconds to wait after the authoritative servers serve the value (provider caches)
     settle_seconds: ClassVar[float] = 0.0
+    #: every environment key ``from_env`` reads: `jackdaw check` takes others with the
+    #: provider's prefix for typos (a test holds this to the module's source)
+    env_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod

@@ -106,14 +106,14 @@ def database(database_url: str | None = None, read_only: bool = True) -> Iterato
 
 
 @_guard
-def db_upgrade(url: str, may_create_dir: bool) -> int:
-    """The only command that creates a database. Its directory must exist (systemd's
-    StateDirectory= makes DATA_DIR), except the default ./data of a checkout: a mistyped
-    DATA_DIR is reported instead of becoming a second, empty database."""
+def db_upgrade(url: str) -> int:
+    """The only command that creates a database, and only where the settings name it (the CLI
+    refuses an unnamed ./data). Its directory must exist (systemd's StateDirectory= makes
+    DATA_DIR): a mistyped DATA_DIR is reported instead of becoming a second, empty database."""
     from jackdaw import migrate
 
     path = _sqlite_path(url)
-    if path is not None and not path.parent.is_dir() and not may_create_dir:
+    if path is not None and not path.parent.is_dir():
         raise Failed(f"the database's directory {path.parent} does not exist (DATA_DIR / DATABASE_URL); "
                      "create it (systemd's StateDirectory= does) or correct the setting")
     migrate.upgrade(url)
@@ -344,6 +344,10 @@ def check(settings: Settings, show: bool = False, as_json: bool = False, online:
 
 def _paused_warnings(settings: Settings) -> list[str]:
     """Names the upstream CA paused, when the relay's database can be read (no database yet: none)."""
+    from jackdaw.envfile import location_named
+
+    if not location_named(settings.env):
+        return []
     try:
         with database(settings.database_url) as (_, sessions):
             view = queries.budget_view(sessions, settings)
@@ -363,7 +367,11 @@ def dns_check(name: str, settings: Settings, provider: DNSProvider, timeout: flo
     def say(line: str) -> None:  # as it happens: a slow server is seen while the check waits
         print(line, flush=True)
 
+    from jackdaw.envfile import location_named
+
     try:
+        if not location_named(settings.env):
+            raise Failed("no database named")
         with database(settings.database_url, read_only=False) as (engine, sessions):
             result = run_check(name, settings, provider, timeout=timeout, progress=say,
                                queue=JobQueue(engine, sessions, threads=0, lease_seconds=settings.job_lease))

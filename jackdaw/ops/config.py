@@ -9,13 +9,13 @@ covered too) plus any other set key carrying the provider's prefix.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jackdaw.credentials import PATH_SECRETS, is_secret
 from jackdaw.dns.registry import build_provider
+from jackdaw.envparse import RecordingEnv
 from jackdaw.settings import Settings
 
 MASK = "****"
@@ -106,28 +106,9 @@ def _entry(key: str, value: str | None, source: str | None = None) -> ConfigEntr
     return ConfigEntry(key, shown, shown != value, source)
 
 
-class _Recorder(Mapping[str, str]):
-    """An env mapping that remembers which keys were looked up."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self.read: list[str] = []
-
-    def __getitem__(self, key: str) -> str:
-        if key not in self.read:
-            self.read.append(key)
-        return self._env[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._env)
-
-    def __len__(self) -> int:
-        return len(self._env)
-
-
 def provider_keys(settings: Settings) -> list[str]:
     """Env keys the configured DNS provider uses: those it reads, and any set with its prefix."""
-    recorder = _Recorder(settings.env)
+    recorder = RecordingEnv(settings.env)
     build_provider(settings.dns_provider, recorder)
     prefix = settings.dns_provider.upper().replace("-", "_") + "_"
     keys = set(recorder.read) | {k for k in settings.env if k.startswith(prefix)}

@@ -32,44 +32,61 @@ class Outcome:
     name: str
     ok: bool
     detail: str
+    #: the settings this check tests, named on its line: what to change when it fails
+    settings: tuple[str, ...] = ()
 
     def line(self) -> str:
-        return f"{'OK  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+        named = f" ({', '.join(self.settings)})" if self.settings else ""
+        return f"{'OK  ' if self.ok else 'FAIL'}  {self.name}{named}: {self.detail}"
 
 
 class CheckFailed(Exception):
     """One check did not pass; the message is the reason."""
 
 
+def _provider_settings(settings: Settings) -> tuple[str, ...]:
+    """DNS_PROVIDER and the provider's keys that are set (its credentials, its server)."""
+    from jackdaw.ops.config import provider_keys
+
+    return ("DNS_PROVIDER", *(k for k in provider_keys(settings) if settings.env.get(k, "").strip()))
+
+
 def run_checks(settings: Settings, provider: DNSProvider) -> list[Outcome]:
-    checks: list[tuple[str, Callable[[], str]]] = [
-        ("database", lambda: database(settings)),
-        ("UPSTREAM_CA_BUNDLE", lambda: ca_bundle(settings)),
-        ("upstream directory", lambda: upstream_directory(settings)),
-        (f"DNS provider {settings.dns_provider}", lambda: dns_provider(provider)),
+    database_key = "DATABASE_URL" if settings.env.get("DATABASE_URL", "").strip() else "DATA_DIR"
+    checks: list[tuple[str, tuple[str, ...], Callable[[], str]]] = [
+        ("database", (database_key,), lambda: database(settings)),
+        ("UPSTREAM_CA_BUNDLE", (), lambda: ca_bundle(settings)),
+        ("upstream directory", ("LE_DIRECTORY",), lambda: upstream_directory(settings)),
+        (f"DNS provider {settings.dns_provider}", _provider_settings(settings), lambda: dns_provider(provider)),
     ]
     outcomes = []
-    for name, check in checks:
+    for name, keys, check in checks:
         try:
-            outcomes.append(Outcome(name, True, check()))
+            outcomes.append(Outcome(name, True, check(), keys))
         except CheckFailed as exc:
-            outcomes.append(Outcome(name, False, str(exc)))
+            outcomes.append(Outcome(name, False, str(exc), keys))
+    resolver, authoritative = ("DNS_RESOLVER",), ("DNS_AUTHORITATIVE_PORT",)
     try:
         found, served = resolver_and_authoritative(settings)
-        outcomes += [Outcome("resolver", True, found), Outcome("authoritative servers", True, served)]
+        outcomes += [Outcome("resolver", True, found, resolver),
+                     Outcome("authoritative servers", True, served, authoritative)]
     except _Partial as exc:
-        outcomes += [Outcome("resolver", True, exc.found), Outcome("authoritative servers", False, str(exc))]
+        outcomes += [Outcome("resolver", True, exc.found, resolver),
+                     Outcome("authoritative servers", False, str(exc), authoritative)]
     except CheckFailed as exc:
-        outcomes += [Outcome("resolver", False, str(exc)),
-                     Outcome("authoritative servers", False, "not checked: the resolver found no zone")]
+        outcomes += [Outcome("resolver", False, str(exc), resolver),
+                     Outcome("authoritative servers", False, "not checked: the resolver found no zone", authoritative)]
     return outcomes
 
 
 def database(settings: Settings) -> str:
     from jackdaw import migrate
     from jackdaw.db import make_engine
+    from jackdaw.envfile import location_named
     from jackdaw.ops.commands import Failed, one_line, require_database
 
+    if not location_named(settings.env):
+        raise CheckFailed("neither DATA_DIR nor DATABASE_URL is set: no database named (the CLI does not guess ./data)")
     try:
         require_database(settings.database_url)
     except Failed as exc:
@@ -105,7 +122,8 @@ def ca_bundle(settings: Settings) -> str:
 def upstream_directory(settings: Settings) -> str:
     from jackdaw.upstream.account import fetch_directory
 
-    trust = f"UPSTREAM_CA_BUNDLE {settings.upstream_ca_bundle}" if settings.upstream_ca_bundle else "system trust"
+    trust = (f"UPSTREAM_CA_BUNDLE {settings.upstream_ca_bundle}" if settings.upstream_ca_bundle
+             else "system trust (UPSTREAM_CA_BUNDLE unset)")
     try:
         doc = fetch_directory(settings, timeout=TIMEOUT)
     except requests.exceptions.SSLError:

@@ -44,17 +44,25 @@ def good(bind: Bind, pebble: Pebble, tmp_path: Path) -> dict[str, str]:
     }
 
 
+#: check -> the settings its line names ("name (KEY, KEY): detail"), from the last check_online
+NAMED: dict[str, str] = {}
+
+
 def check_online(tmp_path: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("REQUESTS_CA", "SSL_CERT", "JACKDAW_ENV"))}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("REQUESTS_CA", "SSL_CERT", "JACKDAW_ENV")) and k not in ("DATA_DIR", "DATABASE_URL")}
     proc = subprocess.run([sys.executable, "-m", "jackdaw.cli", "check", "--online"], cwd=tmp_path,
                           env={**base, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
     lines: dict[str, str] = {}
+    NAMED.clear()
     for line in (proc.stdout + proc.stderr).splitlines():
         verdict, _, rest = line.partition("  ")
         if verdict in ("OK", "FAIL"):
             name, _, detail = rest.strip().partition(": ")
+            name, _, keys = name.partition(" (")
             lines[name] = f"{verdict}: {detail}"
+            NAMED[name] = keys.rstrip(")")
     return proc.returncode, lines
 
 
@@ -73,6 +81,14 @@ def test_postgresql_not_listening(tmp_path: Path, good: dict[str, str]) -> None:
     rc, lines = check_online(tmp_path, {**good, "DATABASE_URL": url})
     assert rc == 1 and lines["database"].startswith("FAIL") and "refused" in lines["database"]
     assert lines["upstream directory"].startswith("OK")
+    assert NAMED["database"] == "DATABASE_URL"
+
+
+def test_no_database_named(tmp_path: Path, good: dict[str, str]) -> None:
+    env = {k: v for k, v in good.items() if k != "DATABASE_URL"}
+    rc, lines = check_online(tmp_path, env)
+    assert rc == 1 and NAMED["database"] == "DATA_DIR" and "neither DATA_DIR nor DATABASE_URL" in lines["database"]
+    assert not (tmp_path / "data").exists()
 
 
 def test_no_database_yet_is_reported_not_created(tmp_path: Path, good: dict[str, str]) -> None:
@@ -85,6 +101,7 @@ def test_unreachable_ca(tmp_path: Path, good: dict[str, str]) -> None:
     url = f"https://127.0.0.1:{free_port()}/dir"
     rc, lines = check_online(tmp_path, {**good, "LE_DIRECTORY": url})
     assert rc == 1 and lines["upstream directory"] == f"FAIL: {url}: cannot connect"
+    assert NAMED["upstream directory"] == "LE_DIRECTORY"  # what to change: the URL alone did not say
 
 
 def test_bundle_without_the_cas_root(tmp_path: Path, good: dict[str, str]) -> None:
@@ -130,6 +147,8 @@ def test_unreadable_bundle(tmp_path: Path, good: dict[str, str]) -> None:
 def test_wrong_tsig_secret(tmp_path: Path, good: dict[str, str]) -> None:
     rc, lines = check_online(tmp_path, {**good, "RFC2136_TSIG_SECRET": "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="})
     assert rc == 1 and "BADSIG" in lines["DNS provider rfc2136"], lines
+    assert NAMED["DNS provider rfc2136"].startswith("DNS_PROVIDER, ") and "RFC2136_TSIG_SECRET" in NAMED[
+        "DNS provider rfc2136"]
 
 
 def test_dns_servers_on_a_dead_port(tmp_path: Path, good: dict[str, str]) -> None:
@@ -138,5 +157,7 @@ def test_dns_servers_on_a_dead_port(tmp_path: Path, good: dict[str, str]) -> Non
     assert rc == 1
     assert lines["resolver"].startswith("FAIL") and dead in lines["resolver"]
     assert lines["DNS provider rfc2136"].startswith("FAIL") and dead in lines["DNS provider rfc2136"]
+    assert NAMED["resolver"] == "DNS_RESOLVER" and "RFC2136_NAMESERVER" in NAMED["DNS provider rfc2136"]
     rc, lines = check_online(tmp_path, {**good, "DNS_AUTHORITATIVE_PORT": dead.split(":")[1]})
     assert rc == 1 and lines["resolver"].startswith("OK") and lines["authoritative servers"].startswith("FAIL")
+    assert NAMED["authoritative servers"] == "DNS_AUTHORITATIVE_PORT"

@@ -394,7 +394,7 @@ def test_cancel_invalidates_and_drops_jobs_leaving_txt_to_the_sweep(
 def test_check_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                                   settings_env: None) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://jackdaw:hunter2-db-pass@db.internal:5432/jackdaw")
-    monkeypatch.setenv("RFC2136_UNUSED_EXTRA", "visible-value")
+    monkeypatch.setenv("RFC2136_DNS_TIMEOUT", "7")  # an unknown RFC2136_ name would be refused as a typo
     monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://hooks.slack.example/services/T0/B0/slack-path-token")
     monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", "webhook-signing-secret")
     rc, out, err = run(capsys, "check", "--show")
@@ -417,7 +417,7 @@ def test_check_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatc
     assert lines["RFC2136_TSIG_SECRET"] == TSIG_SECRET[:2] + "…  (from env)"
     assert lines["RFC2136_TSIG_KEY"] == "ja…"  # a *KEY* name counts as secret
     assert lines["RFC2136_TTL"] == "(unset)"  # read by the provider, left at its default
-    assert lines["RFC2136_UNUSED_EXTRA"] == "visible-value"
+    assert lines["RFC2136_DNS_TIMEOUT"] == "7"
 
     rc, out, err = run(capsys, "check", "--show", "--json")
     assert rc == 0, err

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import platform
-import runpy
 import secrets
 import subprocess
 import sys
@@ -728,17 +727,21 @@ def test_multiprocess_mode_sums_the_workers(tmp_path: Path) -> None:
     assert value(samples, "jackdaw_database_up") == 1
 
 
-def test_gunicorn_start_clears_only_prometheus_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+def test_gunicorn_start_clears_only_prometheus_files(tmp_path: Path) -> None:
+    """gunicorn.conf.py calls this at config load (before the app is preloaded), once per process."""
+    from jackdaw.serving import prepare_multiproc_dir
+
     directory = tmp_path / "prometheus"
     directory.mkdir()
     stale = ["counter_123.db", "histogram_9.db", "gauge_livesum_77.db"]
     kept = ["jackdaw.db", "counter.db", "notes.txt"]
     for name in stale + kept:
         (directory / name).write_text("x")
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
-    conf["on_starting"](None)
+    prepare_multiproc_dir(directory)
     assert sorted(p.name for p in directory.iterdir()) == sorted(kept)
+    (directory / "counter_7.db").write_text("x")  # a live worker's, after a SIGHUP reloaded the config
+    prepare_multiproc_dir(directory)
+    assert (directory / "counter_7.db").exists()
 
 
 # --- metrics by convention: certificate expiry, build info, zero-initialised counters --------------

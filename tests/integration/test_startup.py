@@ -74,6 +74,10 @@ BAD_SETTINGS = [
     ("RELAY_DOMAIN", "https://x.example.com/", "write RELAY_DOMAIN=x.example.com"),
     ("ACME_EMAIL", "nonsense", "e-mail address"),
     ("ALLOWED_DOMAINS", "*.example.com", "ALLOWED_DOMAINS=example.com"),
+    # gunicorn's own, parsed by jackdaw.serving before gunicorn sees them (was: a ValueError traceback)
+    ("JACKDAW_WORKERS", "two", "whole number"),
+    ("JACKDAW_THREADS", "0", "at least 1"),
+    ("JACKDAW_BIND", "localhost", "host:port"),
 ]
 
 
@@ -85,7 +89,7 @@ def test_gunicorn_refuses_a_bad_setting_in_one_line(tmp_path: Path, key: str, va
     from tests.testbed import free_port
 
     env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "DATABASE_URL", "JACKDAW_ENV_FILE")}
-    env.update({**_env(tmp_path), key: value, "JACKDAW_BIND": f"127.0.0.1:{free_port()}"})
+    env.update({**_env(tmp_path), "JACKDAW_BIND": f"127.0.0.1:{free_port()}", key: value})
     proc = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     lines = (proc.stdout + proc.stderr).strip().splitlines()
@@ -93,3 +97,29 @@ def test_gunicorn_refuses_a_bad_setting_in_one_line(tmp_path: Path, key: str, va
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"jackdaw: configuration error: {key}:") and says in lines[0], lines[0]
     assert "pw@" not in lines[0]
+
+
+def test_gunicorn_warns_of_mistyped_settings_and_makes_the_metrics_directory(tmp_path: Path) -> None:
+    """Two workers (the app preloaded in the master) with a PROMETHEUS_MULTIPROC_DIR that does not
+    exist yet (was: FileNotFoundError at preload), and a settings file and an environment with a
+    mistyped name each: the relay starts, and the master warns once per name."""
+    import requests
+
+    from tests.relay import Relay
+
+    settings_file = tmp_path / "jackdaw.env"
+    settings_file.write_text("".join(f"{k}={v}\n" for k, v in _env(tmp_path / "data").items())
+                             + "EAB_REQUIERD=true\n")
+    (tmp_path / "data").mkdir()
+    metrics = tmp_path / "run" / "prometheus"
+    env = {"JACKDAW_ENV_FILE": str(settings_file), "ALLOWED_DOMIANS": "example.test", "JACKDAW_WORKERS": "2",
+           "JACKDAW_THREADS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics), "DATA_DIR": str(tmp_path / "data")}
+    with Relay(tmp_path / "relay", env, ready_path="/healthz") as relay:
+        assert requests.get(f"{relay.url}/healthz", timeout=10).status_code == 200
+        log = relay.log_path.read_text()
+    assert metrics.is_dir()
+    warnings = [line for line in log.splitlines() if line.startswith("jackdaw: warning:")]
+    assert sorted(warnings) == [
+        "jackdaw: warning: ALLOWED_DOMIANS: not a Jackdaw setting (in the environment); did you mean ALLOWED_DOMAINS?",
+        f"jackdaw: warning: EAB_REQUIERD: not a Jackdaw setting (in {settings_file}); did you mean EAB_REQUIRED?",
+    ], log

@@ -112,6 +112,17 @@ def test_the_cli_reads_the_units_environment_file() -> None:
     assert dict(settings)["StateDirectory"] == "jackdaw"  # systemd makes /var/lib/jackdaw
 
 
+def test_the_metrics_directory_the_env_example_suggests_is_writable() -> None:
+    """ProtectSystem=strict leaves /run read-only: the suggested PROMETHEUS_MULTIPROC_DIR is under
+    the unit's RuntimeDirectory= (/run/<name>), which systemd makes and lets User= write."""
+    settings = dict(unit_lines("jackdaw.service"))
+    suggested = re.search(r"^#?PROMETHEUS_MULTIPROC_DIR=(\S+)$", (DEPLOY / "jackdaw.env.example").read_text(), re.M)
+    assert suggested is not None
+    runtime = f"/run/{settings['RuntimeDirectory']}/"
+    assert suggested.group(1).startswith(runtime), (suggested.group(1), runtime)
+    assert settings["ProtectSystem"] == "strict"
+
+
 def test_a_bad_setting_is_not_restarted() -> None:
     from jackdaw.startup import CONFIG_EXIT
 

@@ -71,7 +71,8 @@ def test_gunicorn_defaults(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _read_by_code() -> set[str]:
-    sources = ["jackdaw/settings.py", "jackdaw/envfile.py", "jackdaw/logs.py", "jackdaw/metrics.py", "gunicorn.conf.py"]
+    sources = ["jackdaw/settings.py", "jackdaw/envfile.py", "jackdaw/logs.py", "jackdaw/metrics.py",
+               "jackdaw/serving.py"]
     code = "".join((ROOT / s).read_text() for s in sources)
     return set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"', code))
 
@@ -84,6 +85,14 @@ def test_table_and_code_name_the_same_settings() -> None:
     # the provider settings have a table of their own
     undocumented = {n for n in read - documented if not n.endswith("_FILE") and not n.startswith(("RFC2136_", "AWS_"))}
     assert undocumented == set(), "read but undocumented"
+
+
+def test_the_table_names_only_known_settings() -> None:
+    """`jackdaw check` takes every name in the README's table (and its _FILE form) as Jackdaw's."""
+    from jackdaw.knownkeys import known_names
+
+    assert sorted(set(TABLE) - known_names()) == []
+    assert {f"{name}_FILE" for name in TABLE if not name.endswith("_FILE")} <= known_names()
 
 
 @pytest.mark.parametrize("example", [".env.example", "deploy/jackdaw.env.example"])

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DEV_ONLY = ("pytest", "mypy", "ruff", "certbot", "moto", "responses", "trustme", "hypothesis", "hadolint")
 
 
-def dry_run(*args: str) -> list[str]:
+def dry_run(*args: str, target: str = "install") -> list[str]:
     make = shutil.which("make")
     if make is None:
         pytest.fail("make is not installed")
-    proc = subprocess.run([make, "-n", "-C", str(ROOT), "install", *args], capture_output=True, text=True,
+    proc = subprocess.run([make, "-n", "-C", str(ROOT), target, *args], capture_output=True, text=True,
                           timeout=30, check=True)
     return proc.stdout.splitlines()
 
@@ -57,3 +57,15 @@ def test_docs_say_make_install() -> None:
     for text in (readme, unit):
         assert "make -C /opt/jackdaw install" in text
         assert "make -C /opt/jackdaw deps" not in text
+
+
+def test_run_uses_the_runtime_venv_never_the_test_bed(tmp_path: Path) -> None:
+    """`make run` ("run the relay against a real CA") installed Chromium, Prometheus, Caddy and
+    Pebble through `make deps`: now it serves from `make install`'s venv, made if missing."""
+    venv = tmp_path / "venv"  # absent: the dry run shows `make install` building it
+    recipe = "\n".join(dry_run(f"INSTALL_VENV={venv}", target="run"))
+    assert f"/usr/bin/python3 -m venv {venv}" in recipe and "-r requirements.txt" in recipe
+    assert f"{venv}/bin/jackdaw db upgrade" in recipe
+    assert f"{venv}/bin/gunicorn -c gunicorn.conf.py wsgi:app" in recipe
+    for test_bed in ("apt-get update", "apt-get install -y", "requirements-dev", "pebble", "chromium"):
+        assert test_bed not in recipe, test_bed

@@ -90,6 +90,7 @@ class AcmeDNSProvider(DNSProvider):
     """Writes the value into the name's acme-dns subdomain; clean-up leaves it to roll out."""
 
     name = "acme-dns"
+    env_keys = ("ACME_DNS_API_URL", "ACME_DNS_CREDENTIALS", "ACME_DNS_HTTP_TIMEOUT")
 
     def __init__(self, config: AcmeDNSConfig, accounts: dict[str, Account],
                  session: requests.Session | None = None) -> None:

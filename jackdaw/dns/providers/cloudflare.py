@@ -71,6 +71,13 @@ class CloudflareProvider(DNSProvider):
     """One DNS record per value; clean-up deletes that record id and nothing else."""
 
     name = "cloudflare"
+    env_keys = (
+        "CLOUDFLARE_API_TOKEN",
+        "CLOUDFLARE_API_URL",
+        "CLOUDFLARE_HTTP_TIMEOUT",
+        "CLOUDFLARE_TTL",
+        "CLOUDFLARE_ZONE_ID",
+    )
 
     def __init__(self, config: CloudflareConfig, session: requests.Session | None = None) -> None:
         self.config = config

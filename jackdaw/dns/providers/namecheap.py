@@ -81,6 +81,16 @@ class NamecheapProvider(DNSProvider):
     """Read-modify-write of the domain's host list, touching only our own TXT host."""
 
     name = "namecheap"
+    env_keys = (
+        "NAMECHEAP_API_KEY",
+        "NAMECHEAP_API_URL",
+        "NAMECHEAP_API_USER",
+        "NAMECHEAP_CLIENT_IP",
+        "NAMECHEAP_HTTP_TIMEOUT",
+        "NAMECHEAP_SANDBOX",
+        "NAMECHEAP_TTL",
+        "NAMECHEAP_USERNAME",
+    )
 
     def __init__(self, config: NamecheapConfig, session: requests.Session | None = None) -> None:
         self.config = config

@@ -59,6 +59,7 @@ class PorkbunProvider(DNSProvider):
     """Creates one TXT record per value and deletes exactly that record by its id."""
 
     name = "porkbun"
+    env_keys = ("PORKBUN_API_KEY", "PORKBUN_API_URL", "PORKBUN_HTTP_TIMEOUT", "PORKBUN_SECRET_API_KEY", "PORKBUN_TTL")
 
     def __init__(self, config: PorkbunConfig, session: requests.Session | None = None) -> None:
         self.config = config

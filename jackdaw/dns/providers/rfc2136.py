@@ -91,6 +91,14 @@ class RFC2136Provider(DNSProvider):
     """Adds and removes single TXT values; other values at the same name are left alone."""
 
     name = "rfc2136"
+    env_keys = (
+        "RFC2136_DNS_TIMEOUT",
+        "RFC2136_NAMESERVER",
+        "RFC2136_TSIG_ALGORITHM",
+        "RFC2136_TSIG_KEY",
+        "RFC2136_TSIG_SECRET",
+        "RFC2136_TTL",
+    )
 
     def __init__(self, config: RFC2136Config) -> None:
         self.config = config

@@ -81,6 +81,15 @@ class Route53Provider(DNSProvider):
     """Adds and removes single values inside the one TXT record set of a name."""
 
     name = "route53"
+    env_keys = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_HOSTED_ZONE_ID",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_TTL",
+    )
 
     def __init__(self, config: Route53Config, client: Any) -> None:
         self.config = config

@@ -1,0 +1,57 @@
+"""The directories the relay writes (the SQLite database's, RELAY_CERT_DIR, PROMETHEUS_MULTIPROC_DIR)
+are writable by this user, or can be created: checked by `jackdaw check` and at gunicorn's start,
+so an unwritable one is one line naming the setting, not a failure at the first write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jackdaw.envparse import ConfigError
+from jackdaw.serving import MULTIPROC_DIR, Serving
+from jackdaw.settings import Settings
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of an SQLite URL; None for PostgreSQL and in-memory SQLite."""
+    if not database_url.startswith("sqlite:///"):
+        return None
+    path = database_url.removeprefix("sqlite:///").partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def check_writable(key: str, directory: Path) -> None:
+    """``directory`` is writable, or its nearest existing ancestor is (so it can be made)."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    who = _user()
+    if not existing.is_dir():
+        raise ConfigError(f"{key}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == directory.absolute() else f" (nor can {directory} be created in it)"
+        raise ConfigError(f"{key}: {existing} is not writable by {who}{made}")
+
+
+def check_state_dirs(settings: Settings, serving: Serving) -> None:
+    database = sqlite_file(settings.database_url)
+    if database is not None:
+        key = "DATABASE_URL" if settings.env.get("DATABASE_URL", "").strip() else "DATA_DIR"
+        check_writable(key, database.parent)
+        if database.exists() and not os.access(database, os.R_OK | os.W_OK):
+            raise ConfigError(f"{key}: {database} is not readable and writable by {_user()}")
+    if settings.relay_cert_enabled:
+        key = "RELAY_CERT_DIR" if settings.relay_cert_dir is not None else "DATA_DIR"
+        check_writable(key, settings.relay_cert_path)
+    if serving.multiproc_dir is not None:
+        check_writable(MULTIPROC_DIR, serving.multiproc_dir)
+
+
+def _user() -> str:
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
