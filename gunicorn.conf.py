@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 if __name__ == "__config__":  # loaded by gunicorn (not by a test reading the defaults)
-    from jackdaw.startup import exit_on_bad_settings
+    from jackdaw.startup import exit_on_bad_settings, exit_on_unusable_database
 
     exit_on_bad_settings()  # a bad setting: one line, exit 78, before anything binds or forks
+    exit_on_unusable_database()  # so is a database it cannot open or whose schema is behind
 
 bind = os.environ.get("JACKDAW_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
