@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import metrics
 from jackdaw.db import db_now, rowcount
 from jackdaw.models import Job
+from jackdaw.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,10 @@ class _LoopErrors:
 
 class JobQueue:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], threads: int = 4,
-                 lease_seconds: float = 30.0) -> None:
+                 lease_seconds: float = 30.0, outage: Outage | None = None) -> None:
         self.engine = engine
+        #: the service's (jackdaw.outage): the database away is its one line, not this loop's
+        self.outage = outage
         self.sessions = sessions
         self.threads = threads
         self.lease_seconds = lease_seconds
@@ -259,25 +262,31 @@ class JobQueue:
             t.join(timeout)
         self._workers.clear()
 
+    def _report(self, what: str, exc: Exception) -> None:
+        if self.outage is None or not self.outage.failed(exc):
+            self._errors.report(what)
+
     def _loop(self) -> None:
         while self._work_to_do():
             try:
                 # a run's own follow-ups (asked again meanwhile, a reschedule) wake a thread
                 self.run_once()
-            except Exception:
-                self._errors.report("job loop error")
+            except Exception as exc:
+                self._report("job loop error", exc)
 
     def _periodic_loop(self) -> None:
         last: dict[int, float] = {}
         while not self._stop.wait(PROBE_INTERVAL):
+            if self.outage is not None and not self.outage.probe(due_only=True):
+                continue  # the database is away: this loop tries it, and runs nothing that would fail
             try:
                 due = self._due()
                 if due:
                     with self._wake:  # work other processes queued, or whose time came
                         self._pending_wakes = max(self._pending_wakes, due)
                         self._wake.notify(due)
-            except Exception:
-                self._errors.report("job probe failed")
+            except Exception as exc:
+                self._report("job probe failed", exc)
             for i, (every, fn) in enumerate(self.periodic):
                 # each task runs at the first tick, then every `every` seconds (the monotonic
                 # clock starts near 0 at boot: "never ran" is not the same as "ran at 0")
@@ -285,15 +294,16 @@ class JobQueue:
                     last[i] = time.monotonic()
                     try:
                         fn()
-                    except Exception:
-                        log.exception("periodic task failed")
+                    except Exception as exc:
+                        if self.outage is None or not self.outage.failed(exc):
+                            log.exception("periodic task failed")
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 self.heartbeat()
-            except Exception:
-                self._errors.report("job heartbeat failed")
+            except Exception as exc:
+                self._report("job heartbeat failed", exc)
 
     def heartbeat(self) -> None:
         """Renew the lease of every run in flight in this process; mark the ones taken over."""
@@ -409,6 +419,11 @@ class JobQueue:
             self._reschedule(ctx, wait.delay, None, progress=True)
             return True
         except Exception as exc:
+            if self.outage is not None and self.outage.failed(exc):
+                # no attempt spent on the database's fault: the lease lapses and the job runs
+                # again once the database is back (the outage is logged once, not per job)
+                outcome = "retry"
+                raise
             reason = str(exc) if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, RetryLater):
                 log.exception("job %s %s failed (attempt %d)", ctx.kind, ctx.subject_id, ctx.attempts)

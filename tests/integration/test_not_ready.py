@@ -1,4 +1,6 @@
-"""Not ready means no half answer: at start, gunicorn exits 78 with one line."""
+"""Not ready means 503, never a half answer: at start (gunicorn exits 78 with one line) and at run
+time (the database away: every ACME endpoint answers 503 serverInternal with Retry-After, one log
+line per outage, and the relay recovers by itself)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,21 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
+import requests
+from acme import messages
 
-from jackdaw import migrate, schema
+from jackdaw import create_app, migrate, schema
+from jackdaw.settings import Settings
 from jackdaw.startup import CONFIG_EXIT
-from tests.relay import BIN, ROOT
+from tests.clients import _client_env, acme_account, new_csr
+from tests.relay import BIN, PG_ADMIN, ROOT, Relay, postgres_database
 from tests.testbed import free_port
 
 PROBLEM = "application/problem+json"
@@ -119,3 +128,131 @@ def test_gunicorn_names_owner_mode_and_user_of_a_database_it_cannot_open(shared_
     code, lines = _gunicorn(_env(data), as_user="nobody")
     assert code == CONFIG_EXIT and len(lines) == 1, lines
     assert f"directory {data} (owner root, mode 0700) cannot be entered by user nobody" in lines[0], lines[0]
+
+
+# -- at run time: the database goes away and comes back -----------------------------------------
+
+def _until(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _new_nonce_status(relay: Relay) -> int:
+    return requests.head(f"{relay.url}/acme/new-nonce", timeout=10).status_code
+
+
+def _assert_unavailable(resp: requests.Response) -> None:
+    assert resp.status_code == 503, (resp.status_code, resp.text)
+    assert int(resp.headers["Retry-After"]) > 0
+    assert "Replay-Nonce" not in resp.headers
+    if resp.request.method != "HEAD":
+        assert resp.headers["Content-Type"] == PROBLEM
+        assert resp.json()["type"] == SERVER_INTERNAL and resp.json()["status"] == 503
+
+
+@contextmanager
+def _relay(workdir: Path, env: dict[str, str]) -> Iterator[Relay]:
+    # ready for clients without the upstream CA: wait for liveness, not /readyz
+    with Relay(workdir, env, ready_path="/healthz") as relay:
+        yield relay
+
+
+def _outage_and_recovery(relay: Relay, away: Callable[[], None], back: Callable[[], None], says: str) -> None:
+    client = acme_account(relay.directory_url)  # while the database is there
+    _, csr = new_csr(["away.example.test"])
+    away()
+    _until("newNonce to answer 503", lambda: _new_nonce_status(relay) == 503)
+
+    _assert_unavailable(requests.head(f"{relay.url}/acme/new-nonce", timeout=10))
+    _assert_unavailable(requests.get(f"{relay.url}/acme/new-nonce", timeout=10))
+    _assert_unavailable(requests.get(relay.directory_url, timeout=10))
+    _assert_unavailable(requests.post(f"{relay.url}/acme/new-order", data=b"{}", timeout=10,
+                                      headers={"Content-Type": "application/jose+json"}))
+    with pytest.raises(messages.Error) as refused:  # a signed newOrder with the nonce it holds
+        client.new_order(csr)
+    assert refused.value.typ == SERVER_INTERNAL
+    ready = requests.get(f"{relay.url}/readyz", timeout=30)
+    assert ready.status_code == 503 and not ready.json()["checks"]["database"]["ok"], ready.text
+    assert says in ready.json()["checks"]["database"]["reason"], ready.text
+
+    back()
+    _until("newNonce to answer 200 again", lambda: _new_nonce_status(relay) == 200)
+    resp = requests.head(f"{relay.url}/acme/new-nonce", timeout=10)
+    assert resp.headers["Replay-Nonce"]
+    assert client.query_registration(client.net.account).body.status == "valid"
+    _until("the end of the outage in the log", lambda: "database available again" in relay.log_tail(400))
+
+    log = relay.log_tail(400)
+    started = [line for line in log.splitlines() if "database unavailable" in line]
+    assert len(started) == 1 and says in started[0], log  # one worker: one line per outage
+    assert "Traceback" not in log, log
+
+
+def test_sqlite_file_moved_away_and_back(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    db, aside = data / "jackdaw.db", tmp_path / "jackdaw.db.aside"
+    with _relay(tmp_path, _env(data)) as relay:
+        _outage_and_recovery(relay, lambda: db.rename(aside), lambda: aside.rename(db), f"{db} is gone")
+        assert not aside.exists() and db.stat().st_size > 0
+
+
+@pytest.mark.postgres
+def test_postgres_database_renamed_away_and_back(tmp_path: Path) -> None:
+    with postgres_database() as url:
+        name = url.rsplit("/", 1)[1]
+
+        def admin(*statements: str) -> None:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+
+        def away() -> None:
+            admin(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false',
+                  f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                  f'ALTER DATABASE "{name}" RENAME TO "{name}_away"',
+                  f'ALTER DATABASE "{name}_away" WITH ALLOW_CONNECTIONS true')
+
+        def back() -> None:
+            admin(f'ALTER DATABASE "{name}_away" RENAME TO "{name}"')
+
+        try:
+            with _relay(tmp_path, _env(tmp_path / "data", DATABASE_URL=url)) as relay:
+                _outage_and_recovery(relay, away, back, f'database "{name}" does not exist')
+        finally:
+            admin(f'DROP DATABASE IF EXISTS "{name}_away" WITH (FORCE)')
+
+
+def test_certbot_is_told_503_not_missing_nonce(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with _relay(tmp_path, _env(data)) as relay:
+        (data / "jackdaw.db").rename(tmp_path / "aside.db")
+        _until("newNonce to answer 503", lambda: _new_nonce_status(relay) == 503)
+        work = tmp_path / "certbot"
+        proc = subprocess.run(
+            [str(BIN / "certbot"), "register", "--non-interactive", "--agree-tos", "-m", "admin@example.test",
+             "--server", relay.directory_url, "--config-dir", str(work / "config"), "--work-dir",
+             str(work / "work"), "--logs-dir", str(work / "logs")],
+            env=_client_env(), capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "MissingNonce" not in out and "the relay's database is unavailable; try again later" in out, out
+    assert '"GET /directory HTTP/1.1" 503' in (work / "logs" / "letsencrypt.log").read_text(), out
+
+
+def test_new_nonce_is_a_503_when_it_cannot_issue_a_nonce(tmp_path: Path) -> None:
+    """The first request finds the database gone (no job thread noticed before): newNonce's 200
+    without a Replay-Nonce was half an answer; now it is a 503, and the next try after the
+    database is back is whole."""
+    settings = Settings.parse(_env(tmp_path / "data"))
+    migrate.upgrade(settings.database_url)
+    client = create_app(settings).test_client()
+    db, aside = tmp_path / "data" / "jackdaw.db", tmp_path / "aside.db"
+    db.rename(aside)
+    resp = client.head("/acme/new-nonce")
+    assert resp.status_code == 503 and "Replay-Nonce" not in resp.headers, resp.headers
+    assert int(resp.headers["Retry-After"]) > 0
+    aside.rename(db)
+    _until("a nonce again", lambda: client.head("/acme/new-nonce").status_code == 200)
+    assert client.head("/acme/new-nonce").headers["Replay-Nonce"]
