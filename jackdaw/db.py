@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
-from sqlalchemy import CursorResult, Engine, Result, Select, create_engine, event, func
+from sqlalchemy import CursorResult, Engine, Result, Select, create_engine, event, func, make_url
 from sqlalchemy import exc as exc_
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -37,10 +37,10 @@ CONNECT_TIMEOUT = 10
 
 def sqlite_path(url: str) -> str | None:
     """The file of an SQLite URL; None for PostgreSQL and an in-memory database."""
-    if not url.startswith("sqlite"):
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
         return None
-    path = url.split("///", 1)[-1]
-    return path if path and path != ":memory:" else None
+    return parsed.database if parsed.database not in (None, "", ":memory:") else None
 
 
 def sqlite_connect(path: str, **kwargs: Any) -> sqlite3.Connection:

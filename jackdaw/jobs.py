@@ -419,8 +419,8 @@ class JobQueue:
             self._reschedule(ctx, wait.delay, None, progress=True)
             return True
         except Exception as exc:
-            if self.outage is not None and self.outage.failed(exc):
-                # no attempt spent on the database's fault: the lease lapses and the job runs
+            if self.outage is not None and self.outage.failed(exc) and self.outage.down:
+                # the database is away: nothing can be written, its lease lapses and the job runs
                 # again once the database is back (the outage is logged once, not per job)
                 outcome = "retry"
                 raise

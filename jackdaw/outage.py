@@ -3,10 +3,12 @@
 An error that says the database cannot be used (the file removed or unreadable, PostgreSQL
 down, the schema behind: the DBAPI's OperationalError and InterfaceError, an undefined table or
 column) is checked with ``dbcheck.problem_with``: when the database really is away, the outage
-starts. Then every ACME request answers 503 (``serverInternal``, ``Retry-After``) without
-touching the database, and one caller in ``PROBE_EVERY`` seconds (a request, or the job
-threads' periodic loop when no request comes) tries it again. One log line when an outage
-starts, one when it ends, per process. An error of one request only (SQLite's "database is
+starts. Then every ACME request answers 503 (``serverInternal``, ``Retry-After``) unless it
+finds the database back: one caller at a time tries it (``probe``; the others answer at once),
+each ACME request that finds no try under way and, every ``PROBE_EVERY`` seconds, the job
+threads' periodic loop, so an outage also ends with no request at all. A request is served the
+moment the database is back, not a probe interval later. One log line when an outage starts,
+one when it ends, per process. An error of one request only (SQLite's "database is
 locked" after its busy timeout, a deadlock) is that request's 503 and one line, not an outage.
 """
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 #: seconds a client is asked to wait (Retry-After) while the database is away
 RETRY_AFTER = 5
-#: seconds between tries of the database while it is away (per process)
+#: seconds between the job threads' tries of the database while it is away (per process)
 PROBE_EVERY = 1.0
 #: PostgreSQL's SQLSTATEs for a schema behind the code: undefined table, undefined column
 _SCHEMA_STATES = frozenset({"42P01", "42703"})
@@ -62,7 +64,7 @@ class Outage:
 
     def check(self) -> None:
         """Raise a 503 problem while the database is away. Costs nothing while it is not."""
-        if self._since is not None and not self.probe(due_only=True):
+        if self._since is not None and not self.probe():
             raise unavailable()
 
     def failed(self, exc: BaseException) -> bool:
@@ -79,8 +81,8 @@ class Outage:
         return True
 
     def probe(self, due_only: bool = False) -> bool:
-        """Try the database (at most once in PROBE_EVERY s with ``due_only``); True when usable.
-        One caller probes at a time: the others take the current answer."""
+        """Try the database (with ``due_only``, not within PROBE_EVERY s of the last try); True when
+        usable. One caller tries at a time: the others take the current answer at once."""
         if self._since is None:
             return True
         if due_only and time.monotonic() < self._next_probe:
