@@ -256,3 +256,23 @@ def test_new_nonce_is_a_503_when_it_cannot_issue_a_nonce(tmp_path: Path) -> None
     aside.rename(db)
     _until("a nonce again", lambda: client.head("/acme/new-nonce").status_code == 200)
     assert client.head("/acme/new-nonce").headers["Replay-Nonce"]
+
+
+def test_an_unmigrated_database_is_a_503_until_it_is_migrated(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Served without gunicorn's start-up check (another WSGI server, a test client): the schema
+    is found missing on the first request, and the relay serves once `jackdaw db upgrade` ran."""
+    settings = Settings.parse(_env(tmp_path / "data"))
+    client = create_app(settings).test_client()
+    for resp in (client.get("/directory"), client.get("/acme/new-nonce"), client.head("/acme/new-nonce")):
+        assert resp.status_code == 503 and "Replay-Nonce" not in resp.headers, (resp.request.path, resp.headers)
+    problem = client.get("/directory").get_json()
+    assert problem["type"] == SERVER_INTERNAL, problem
+    lines = [r.getMessage() for r in caplog.records if r.name == "jackdaw.outage"]
+    assert len(lines) == 1 and "has no schema (never migrated): run `jackdaw db upgrade`" in lines[0], lines
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+
+    migrate.upgrade(settings.database_url)
+    assert client.get("/directory").status_code == 200
+    assert client.head("/acme/new-nonce").headers["Replay-Nonce"]
+    assert "database available again" in caplog.text
