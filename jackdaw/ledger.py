@@ -13,6 +13,7 @@ The arithmetic is pure (``refill``, ``wait_for``) so it can be checked on its ow
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy import Insert, Table, bindparam, func, literal_column, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from jackdaw import durations
 from jackdaw.envparse import ConfigError
 from jackdaw.models import BudgetBucket, utcnow
 
@@ -44,7 +46,7 @@ class Limit:
         return self.period / self.capacity
 
     def describe(self) -> str:
-        return f"{self.capacity} per {_human(self.period)}"
+        return f"{self.capacity} per {durations.human(self.period)}"
 
 
 def parse_limit(name: str, text: str, key: str) -> Limit | None:
@@ -57,13 +59,6 @@ def parse_limit(name: str, text: str, key: str) -> Limit | None:
         raise ConfigError(f"{key}: expected COUNT/PERIOD such as 300/3h or 5/7d (units s, m, h, d), or off; "
                           f"got {text!r}")
     return Limit(name, int(match.group(1)), float(match.group(2)) * _UNITS[match.group(3)])
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 def refill(tokens: float, limit: Limit, elapsed: float) -> float:
@@ -210,6 +205,11 @@ def empty_until(s: Session, want: Want, when: datetime) -> None:
                      want.cost - wait / want.limit.interval)
     row.updated = now
     _store(s, rows)
+
+
+def whole(tokens: float) -> int:
+    """Tokens as spendable: whole ones (a fraction buys nothing), never below zero."""
+    return max(0, math.floor(tokens + 1e-9))
 
 
 def level(row: BudgetBucket, limit: Limit, now: datetime) -> float:

@@ -131,7 +131,7 @@ VALIDATION_OUTCOMES = ("valid", "connection", "dns", "unauthorized", "incorrectR
 UPSTREAM_ERROR_TYPES = ("timeout", "connection", "http", "rateLimited", "serverInternal", "unauthorized", "caa",
                         "rejectedIdentifier", "badCSR", "dns")
 JOB_OUTCOMES = ("done", "wait", "retry", "gave_up", "lost")
-PRUNED_TABLES = ("nonces", "certificates", "orders", "budget_buckets")
+PRUNED_TABLES = ("nonces", "certificates", "orders", "budget_buckets", "issued_sets")
 DNS_OPS = ("present", "cleanup")
 
 

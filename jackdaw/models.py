@@ -115,6 +115,9 @@ class Order(Base):
     profile: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: the ARI certificate id (RFC 9773) of the certificate this order replaces
     replaces: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: its exact set of names was issued before (an IssuedSet) when it took its budget: as the CA
+    #: counts a renewal, it holds a certs-per-set token only (jackdaw.budget)
+    renewal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     account: Mapped[Account] = relationship()
     authzs: Mapped[list[Authz]] = relationship(back_populates="order", order_by="Authz.position")
@@ -223,6 +226,17 @@ class BudgetBucket(Base):
     label: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
+class IssuedSet(Base):
+    """An exact set of names the upstream CA issued a certificate for through the relay's
+    account (client orders and the relay's own), and when last: a later order for the same set
+    is a renewal (jackdaw.budget), found by the set's key, whatever the number of certificates."""
+
+    __tablename__ = "issued_sets"
+    #: jackdaw.budget.set_key of the names
+    set_key: Mapped[str] = mapped_column(String(48), primary_key=True)
+    issued: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
+
+
 class UpstreamPause(Base):
     """A name the upstream CA paused for the relay's account (after too many failures in a row)
     until the operator unpauses it at the CA's link."""
@@ -247,6 +261,28 @@ class UpstreamAccount(Base):
 
     def __repr__(self) -> str:  # never the key
         return f"UpstreamAccount({self.directory_url!r}, {self.account_url!r})"
+
+
+class UpstreamDirectory(Base):
+    """What the upstream CA's directory offered at the last good fetch (jackdaw.upstream.directory),
+    per directory URL: served from the first request after any start, by every instance."""
+
+    __tablename__ = "upstream_directories"
+    directory_url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    #: meta.profiles as the CA listed them: name -> description
+    profiles: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: profiles the CA stopped listing: name -> {"description": ..., "since": ISO 8601}, kept
+    #: offered for UPSTREAM_PROFILE_GRACE after "since"
+    withdrawn: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
+    caa_identities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    renewal_info: Mapped[str | None] = mapped_column(Text, nullable=True)
+    eab_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the last good fetch (the meta's age); None while never fetched
+    fetched: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the last attempt, good or bad: the next one is due an interval later (for every instance)
+    checked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: why the last attempt failed; None when it succeeded
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class UpstreamOrder(Base):

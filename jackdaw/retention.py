@@ -11,6 +11,7 @@ run holds a thread for long.
   not yet settled;
 - budget buckets untouched for two of their periods: refilled, the same as no row (a missing
   bucket is created full); two, because a CA's retry time may hold one below zero for a period;
+- issued name sets last issued longer ago than the CA's renewal window: no renewal any more;
 - notifications ``NOTIFICATIONS_KEPT`` after they were raised, unless still being delivered:
   a row is what keeps its condition from being told again, so it outlives the condition.
 
@@ -29,7 +30,7 @@ from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from jackdaw import metrics
-from jackdaw.budget import Reservation
+from jackdaw.budget import RENEWAL_WINDOW, Reservation
 from jackdaw.jobs import JobContext, JobKind, Wait
 from jackdaw.ledger import now_of
 from jackdaw.models import (
@@ -38,6 +39,7 @@ from jackdaw.models import (
     Certificate,
     Challenge,
     DnsRecord,
+    IssuedSet,
     Job,
     Nonce,
     Notification,
@@ -122,6 +124,9 @@ class RetentionJob:
             counts["budget_buckets"] = sum(
                 _delete_buckets(s, name, now - timedelta(seconds=2 * period))
                 for name, period in self.retention.bucket_periods.items())
+        with self.sessions.begin() as s:
+            counts["issued_sets"] = _delete_ids(s, IssuedSet.set_key, select(IssuedSet.set_key).where(
+                IssuedSet.issued < now - RENEWAL_WINDOW).limit(BATCH))
         with self.sessions.begin() as s:
             old = list(s.scalars(select(Notification.id).where(Notification.created < now - NOTIFICATIONS_KEPT)
                                  .order_by(Notification.id).limit(BATCH)))

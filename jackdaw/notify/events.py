@@ -13,6 +13,9 @@ finds the same condition again and again, and the outbox tells it once per chann
   paused names.
 - ``relay_cert_failing``: the relay's own certificate failed to renew (raised by its job,
   jackdaw.relaycert.job); once per day.
+- ``profile_withdrawn``: the upstream CA stopped listing a certificate profile the relay keeps
+  offering for ``UPSTREAM_PROFILE_GRACE`` (raised by the directory's fetch as well,
+  jackdaw.upstream.directory); once per profile and withdrawal.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jackdaw import inventory
-from jackdaw.ledger import Limit, level
-from jackdaw.models import BudgetBucket, Order, UpstreamPause
+from jackdaw.durations import human
+from jackdaw.ledger import Limit, level, whole
+from jackdaw.models import BudgetBucket, Order, UpstreamDirectory, UpstreamPause
 from jackdaw.protocol.constants import Status
+from jackdaw.upstream.directory import Stored
 
 #: the window of ``order_failures``
 FAILURE_WINDOW = timedelta(hours=24)
@@ -45,6 +50,7 @@ class EventKind(StrEnum):
     ORDER_FAILURES = "order_failures"
     BUDGET_LOW = "budget_low"
     UPSTREAM_PAUSED = "upstream_paused"
+    PROFILE_WITHDRAWN = "profile_withdrawn"
     TEST = "test"
 
 
@@ -139,8 +145,8 @@ def budget_low(s: Session, limits: Sequence[Limit], percent: int, now: datetime)
             subject = f"{row.limit} sha256:{_digest(row.key)}"
         events.append(Event(
             EventKind.BUDGET_LOW, subject, day(now),
-            f"upstream budget {row.limit} for {label} nearly spent: {max(left, 0):.1f} of {lim.capacity} left",
-            f"The upstream CA's limit {row.limit} ({lim.describe()}) for {label} has {max(left, 0):.1f} of "
+            f"upstream budget {row.limit} for {label} nearly spent: {whole(left)} of {lim.capacity} left",
+            f"The upstream CA's limit {row.limit} ({lim.describe()}) for {label} has {whole(left)} of "
             f"{lim.capacity} tokens left: orders that need it will be refused (rateLimited) until it refills. "
             f"`jackdaw budget` shows every bucket.",
             {"limit": row.limit, "key": row.key, "label": label, "left": round(left, 2), "capacity": lim.capacity,
@@ -165,6 +171,26 @@ def upstream_paused(s: Session) -> list[Event]:
          "since": min(p.since for p in pauses).isoformat(timespec="seconds")})]
 
 
+def profiles_withdrawn(s: Session, directory_url: str, grace: timedelta, now: datetime) -> list[Event]:
+    row = s.get(UpstreamDirectory, directory_url)
+    meta = Stored.of(row).view(grace, now) if row is not None else None
+    if meta is None:
+        return []
+    return [Event(
+        EventKind.PROFILE_WITHDRAWN, f"profile {name}", since.isoformat(timespec="seconds"),
+        f"the upstream CA no longer lists profile {name}; the relay offers it until "
+        f"{until.isoformat(timespec='seconds')}",
+        f"The upstream CA's directory ({directory_url}) stopped listing the certificate profile {name} at "
+        f"{since.isoformat(timespec='seconds')}. The relay keeps offering it for UPSTREAM_PROFILE_GRACE, until "
+        f"{until.isoformat(timespec='seconds')}, in case this is a blip; an order for it that the CA refuses fails "
+        f"with invalidProfile. If the CA dropped it for good, move clients (certbot --required-profile, lego "
+        f"--profile) and UPSTREAM_PROFILE / PROFILES_ALLOWED to a profile it lists: "
+        f"{', '.join(sorted(set(meta.profiles) - set(meta.withdrawn))) or 'none'}.",
+        {"profile": name, "directory": directory_url, "since": since.isoformat(timespec="seconds"),
+         "until": until.isoformat(timespec="seconds")})
+        for name, (since, until) in sorted(meta.withdrawn.items())]
+
+
 def relay_cert_failing(domain: str, reason: str, attempts: int, retry_in: float, not_after: datetime | None,
                        now: datetime) -> Event:
     left = f"; the installed certificate expires on {not_after.isoformat(timespec='seconds')}" if not_after else ""
@@ -172,7 +198,7 @@ def relay_cert_failing(domain: str, reason: str, attempts: int, retry_in: float,
         EventKind.RELAY_CERT_FAILING, domain, day(now),
         f"the relay certificate for {domain} failed to renew",
         f"Renewing the relay's own certificate for {domain} failed (attempt {attempts}): {reason}. The next try is "
-        f"in {retry_in:.0f} s{left}. `jackdaw relay-cert status` shows the job.",
+        f"in {human(retry_in)}{left}. `jackdaw relay-cert status` shows the job.",
         {"domain": domain, "reason": reason, "attempts": attempts, "retry_in_seconds": round(retry_in),
          "not_after": not_after.isoformat(timespec="seconds") if not_after else None})
 

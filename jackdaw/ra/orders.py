@@ -55,7 +55,8 @@ def new_order(session: Session, account: Account, payload: dict[str, Any], setti
                  "expires": now + ORDER_LIFETIME, "identifiers": names, "not_before": None, "not_after": None,
                  "csr": None, "created": now, "updated": now, "requester": requester,
                  "budget": budget.held() if budget else None, "profile": profile,
-                 "replaces": replaced.ari_id if replaced else None}
+                 "replaces": replaced.ari_id if replaced else None,
+                 "renewal": bool(budget and not replaced and budget.renews(session, names))}
     authz_rows = [{"id": new_id(), "order_id": order_row["id"], "position": position,
                    "identifier": name.removeprefix("*."), "wildcard": name.startswith("*."),
                    "status": Status.PENDING, "expires": now + AUTHZ_LIFETIME} for position, name in enumerate(names)]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics
 from jackdaw.db import make_engine, make_sessionmaker
+from jackdaw.durations import human
 from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
 from jackdaw.models import Job, utcnow
 from jackdaw.notify import Notifier
@@ -110,7 +111,7 @@ class RelayCertJob:
         metrics.RELAY_CERT_FAILURES.inc()
         delay = min(RETRY_BASE * 2.0 ** max(ctx.attempts - 1, 0), RETRY_MAX)
         log.warning("relay certificate for %s failed (attempt %d): %s; the current certificate stays in "
-                    "place, next try in %.0f s", self.store.domain, ctx.attempts, reason, delay)
+                    "place, next try in %s", self.store.domain, ctx.attempts, reason, human(delay))
         if self.notifier is not None:
             self.notifier.relay_cert_failing(self.store.domain, reason, ctx.attempts, delay,
                                              self.store.status().not_after)

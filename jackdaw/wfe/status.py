@@ -18,6 +18,7 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw.db import make_sessionmaker
+from jackdaw.durations import human
 from jackdaw.models import utcnow
 from jackdaw.ops import queries, render
 from jackdaw.ops import status as overview
@@ -36,7 +37,9 @@ REFRESH = 60
 
 bp.add_app_template_filter(render.when, "when")
 bp.add_app_template_filter(render.problem, "problem")
-bp.add_app_template_filter(render.duration, "duration")
+bp.add_app_template_filter(human, "duration")
+bp.add_app_template_filter(render.tokens, "tokens")
+bp.add_app_template_filter(render.meta_age, "meta_age")
 
 
 def bearer_token_matches(header: str, token: str | None) -> bool:

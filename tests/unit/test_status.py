@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jackdaw.envparse import ConfigError
-from jackdaw.ops.render import duration, sparkline
+from jackdaw.ops.render import sparkline
 from jackdaw.ops.status import Day
 from jackdaw.settings import Settings
 from jackdaw.wfe.chart import daily, nice_step
@@ -73,5 +73,3 @@ def test_an_empty_plot_has_an_axis_and_no_bars() -> None:
 def test_terminal_pieces() -> None:
     assert sparkline([0, 0]) == "··"
     assert sparkline([0, 1, 8]) == "·▁█"
-    assert [duration(s) for s in (0, 59.6, 89, 90, 3600, 5400, 86400, 200000)] == [
-        "0 s", "60 s", "89 s", "2 min", "60 min", "2 h", "24 h", "2 d"]
