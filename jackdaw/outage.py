@@ -72,6 +72,9 @@ class Outage:
         after deciding whether the database is away (an outage starts) or this was one error."""
         if not is_database_error(exc):
             return False
+        if isinstance(exc, sa_exc.TimeoutError):  # every pooled connection busy: a try would wait too
+            log.warning("database error (no free connection in the pool): %s", dbcheck.words(exc))
+            return True
         if self._since is None:
             found = dbcheck.problem_with(self.engine)
             if found is None:
