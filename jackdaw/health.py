@@ -4,7 +4,7 @@ Three checks, each cheap enough for a probe every few seconds:
 
 - database: ``SELECT 1`` (read-only: never waits for SQLite's write lock), or while the database
   is away (jackdaw.outage) that outage's reason;
-- migrations: the schema is at alembic head (once true, remembered for the process' life);
+- migrations: the schema is at alembic head (once true, remembered until the database is lost);
 - upstream: the upstream account is usable — the database holds its key and account URL for
   LE_DIRECTORY — or else the upstream directory answers (the account is registered on first
   use, never by a probe). The directory answer is remembered for 60 s, good or bad.

@@ -12,7 +12,8 @@ Handlers do one bounded step at a time: instead of sleeping they raise ``Wait`` 
 run again after a delay; the step's state is stored by the handler), so thousands of subjects
 can be in flight on a few threads. ``RetryLater`` and unexpected exceptions are failures,
 counted in ``attempts`` and bounded by the kind's ``max_attempts``; the last one calls the
-kind's ``give_up``. Enqueueing the same (kind, subject) again while it runs bumps its
+kind's ``give_up``; a database that is away (jackdaw.outage) is no failure of the job: the run
+stops, and its lease lapses. Enqueueing the same (kind, subject) again while it runs bumps its
 generation, and the runner then runs it once more instead of deleting it: no request is lost.
 """
 
