@@ -276,3 +276,50 @@ def test_an_unmigrated_database_is_a_503_until_it_is_migrated(tmp_path: Path,
     assert client.get("/directory").status_code == 200
     assert client.head("/acme/new-nonce").headers["Replay-Nonce"]
     assert "database available again" in caplog.text
+
+
+def test_sqlite_directory_closed_to_the_relay_names_it_and_the_user(shared_dir: Path) -> None:
+    """As under systemd, the relay runs as its own user: its directory closed to it (chmod 000) is
+    an outage whose one line names the directory, its owner and mode and the user; opened again,
+    the relay serves by itself."""
+    assert os.geteuid() == 0, "the test bed runs as root (make test); it starts gunicorn as nobody"
+    nobody = pwd.getpwnam("nobody")
+    data = shared_dir / "data"
+    data.mkdir(mode=0o700)
+    migrate.upgrade(f"sqlite:///{data / 'jackdaw.db'}")
+    for path in (data, *data.iterdir()):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "DATABASE_URL", "JACKDAW_ENV_FILE")}
+    port = free_port()
+    env.update({**_env(data), "JACKDAW_BIND": f"127.0.0.1:{port}", "PYTHONDONTWRITEBYTECODE": "1"})
+    log_path = shared_dir / "jackdaw.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                                 str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def answers(path: str, status: int) -> Callable[[], bool]:
+            def check() -> bool:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    return requests.head(url + path, timeout=10).status_code == status
+                except requests.ConnectionError:
+                    return False
+            return check
+
+        _until("the relay to start", answers("/acme/new-nonce", 200))
+        data.chmod(0)
+        _until("newNonce to answer 503", answers("/acme/new-nonce", 503))
+        _assert_unavailable(requests.get(f"{url}/acme/new-nonce", timeout=10))
+        data.chmod(0o700)
+        _until("newNonce to answer 200 again", answers("/acme/new-nonce", 200))
+    finally:
+        data.chmod(0o700)
+        proc.terminate()
+        proc.wait(timeout=30)
+    log_text = log_path.read_text()
+    started = [line for line in log_text.splitlines() if "database unavailable" in line]
+    assert len(started) == 1, log_text
+    assert f"directory {data} (owner nobody, mode 0000) cannot be entered by user nobody" in started[0], started[0]
+    assert "database available again" in log_text and "Traceback" not in log_text, log_text
