@@ -6,10 +6,11 @@ import os
 from jackdaw.serving import Serving, prepare_multiproc_dir
 
 if __name__ == "__config__":  # loaded by gunicorn (not by a test reading the defaults)
-    from jackdaw.startup import exit_on_bad_settings, warn_unknown_settings
+    from jackdaw.startup import exit_on_bad_settings, exit_on_unusable_database, warn_unknown_settings
 
     exit_on_bad_settings()  # a bad setting (JACKDAW_WORKERS=two too): one line, exit 78, before anything binds
     warn_unknown_settings()  # ALLOWED_DOMIANS=...: one line each
+    exit_on_unusable_database()  # a database it cannot open or whose schema is behind: one line, exit 78
 
 # JACKDAW_BIND, JACKDAW_WORKERS, JACKDAW_THREADS, JACKDAW_ACCESS_LOG, PROMETHEUS_MULTIPROC_DIR:
 # parsed by jackdaw.serving, which `jackdaw check` uses too

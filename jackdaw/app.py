@@ -15,6 +15,7 @@ from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.dns.registry import build_provider
 from jackdaw.jobs import JobKind, JobQueue
 from jackdaw.nonces import NoncePool
+from jackdaw.outage import Outage
 from jackdaw.protocol import jws
 from jackdaw.ra.validation import ValidationJob
 from jackdaw.relaycert import RelayCertificate, RelayCertJob
@@ -60,7 +61,9 @@ def build_app(settings: Settings | None = None) -> Flask:
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    queue = JobQueue(engine, sessions, threads=settings.job_threads, lease_seconds=settings.job_lease)
+    outage = Outage(engine)
+    queue = JobQueue(engine, sessions, threads=settings.job_threads, lease_seconds=settings.job_lease,
+                     outage=outage)
     event.listen(sessions, "after_commit", queue.after_commit)
 
     upstream = UpstreamAccount(settings, sessions)
@@ -118,7 +121,8 @@ def build_app(settings: Settings | None = None) -> Flask:
     app = Flask("jackdaw", static_folder=None)
     # one limit for every body (a chunked one too); ACME requests are a few kilobytes
     app.config["MAX_CONTENT_LENGTH"] = jws.MAX_BODY_BYTES
-    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine), budget)
+    app.extensions["jackdaw"] = Runtime(settings, engine, sessions, queue, upstream, NoncePool(engine), budget,
+                                        outage)
     app.register_blueprint(bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(status.bp)

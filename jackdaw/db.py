@@ -11,8 +11,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
-from sqlalchemy import CursorResult, Engine, Result, Select, create_engine, event, func
+from sqlalchemy import CursorResult, Engine, Result, Select, create_engine, event, func, make_url
 from sqlalchemy import exc as exc_
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,24 +25,63 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     # pool_pre_ping: after PostgreSQL restarts, every pooled connection is dead; the ping (one
-    # round trip per checkout) replaces it instead of failing the request that drew it
-    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=300, pool_pre_ping=True)
+    # round trip per checkout) replaces it instead of failing the request that drew it. A
+    # server that does not answer at all fails a connection in seconds, not at TCP's timeout.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_recycle=300, pool_pre_ping=True,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT})
+
+
+#: seconds to connect to PostgreSQL before the attempt counts as the database being away
+CONNECT_TIMEOUT = 10
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL; None for PostgreSQL and an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return parsed.database if parsed.database not in (None, "", ":memory:") else None
+
+
+def sqlite_connect(path: str, **kwargs: Any) -> sqlite3.Connection:
+    """Open an existing database file, never create one: a file removed or moved under a running
+    relay is an error, not a fresh empty database the next connection quietly writes into."""
+    conn: sqlite3.Connection = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, **kwargs)
+    return conn
+
+
+def file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _sqlite_engine(url: str) -> Engine:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
+    path = sqlite_path(url)
+    if path is not None:
         db = Path(path)
         # the database holds the upstream account key and EAB keys: only its owner reads it
         db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not db.exists():
             os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite's -wal and -shm copy its mode
-    queue = _WriterQueue(path) if path and path != ":memory:" else None
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT, "check_same_thread": False,
-                                              "factory": _Connection})
+    queue = _WriterQueue(path) if path is not None else None
+    connect_args = {"timeout": BUSY_TIMEOUT, "check_same_thread": False, "factory": _Connection}
+    if path is None:
+        engine = create_engine(url, connect_args=connect_args)
+    else:
+        engine = create_engine(url, creator=lambda: sqlite_connect(path, **connect_args))
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            # A pooled connection keeps using a file that was removed, moved or replaced (its
+            # open descriptor): what it writes then is lost. One stat per checkout notices.
+            if file_id(path) != record.info.get("jackdaw_file"):
+                raise exc_.DisconnectionError(f"the database file {path} was removed or replaced")
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite otherwise
         # starts them lazily, which makes read-then-write upgrades fail with "locked").
         dbapi_conn.isolation_level = None
@@ -52,6 +92,8 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT * 1000}")
         cur.close()
         dbapi_conn.queue = queue
+        if path is not None:
+            record.info["jackdaw_file"] = file_id(path)  # the file this connection has open
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -118,7 +160,10 @@ class _Connection(sqlite3.Connection):
             raise sqlite3.OperationalError("database is locked (waited for this process's writer)")
         try:
             if self._fd is None:
-                self._fd = q.open()
+                try:
+                    self._fd = q.open()
+                except OSError as exc:  # reported as the database's error (jackdaw.outage)
+                    raise sqlite3.OperationalError(f"cannot open {q.path}: {exc.strerror}") from exc
             pause = 0.00005
             # Another process's writer: poll at a fine grain, as SQLite's busy handler would at
             # a coarse one (a blocking flock cannot time out). A lock wait, bounded by

@@ -2,8 +2,9 @@
 
 Three checks, each cheap enough for a probe every few seconds:
 
-- database: ``SELECT 1`` (read-only: never waits for SQLite's write lock);
-- migrations: the schema is at alembic head (once true, remembered for the process' life);
+- database: ``SELECT 1`` (read-only: never waits for SQLite's write lock), or while the database
+  is away (jackdaw.outage) that outage's reason;
+- migrations: the schema is at alembic head (once true, remembered until the database is lost);
 - upstream: the upstream account is usable — the database holds its key and account URL for
   LE_DIRECTORY — or else the upstream directory answers (the account is registered on first
   use, never by a probe). The directory answer is remembered for 60 s, good or bad.
@@ -21,6 +22,7 @@ import requests
 from sqlalchemy import Engine, text
 
 from jackdaw import schema
+from jackdaw.outage import Outage
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount, fetch_directory
 
@@ -62,10 +64,12 @@ def _short(exc: BaseException) -> str:
 
 
 class Readiness:
-    def __init__(self, settings: Settings, engine: Engine, upstream: UpstreamAccount) -> None:
+    def __init__(self, settings: Settings, engine: Engine, upstream: UpstreamAccount,
+                 outage: Outage | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.upstream = upstream
+        self.outage = outage
         self._at_head = False
         self._lock = threading.Lock()
         self._directory: tuple[float, Check] | None = None
@@ -85,10 +89,17 @@ class Readiness:
         return report
 
     def _database(self) -> Check:
+        outage = self.outage
+        if outage is not None and not outage.probe():  # away: its reason names file, owner, command
+            self._at_head = False
+            return Check(False, outage.reason)
         try:
             with self.engine.connect().execution_options(read_only=True) as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
+            self._at_head = False  # a database back from away may be another one (a restore)
+            if outage is not None:
+                outage.failed(exc)  # ACME answers 503 from now, not after its own first error
             return Check(False, _short(exc))
         return Check(True, f"{self.engine.dialect.name} reachable")
 

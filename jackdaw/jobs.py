@@ -12,7 +12,8 @@ Handlers do one bounded step at a time: instead of sleeping they raise ``Wait`` 
 run again after a delay; the step's state is stored by the handler), so thousands of subjects
 can be in flight on a few threads. ``RetryLater`` and unexpected exceptions are failures,
 counted in ``attempts`` and bounded by the kind's ``max_attempts``; the last one calls the
-kind's ``give_up``. Enqueueing the same (kind, subject) again while it runs bumps its
+kind's ``give_up``; a database that is away (jackdaw.outage) is no failure of the job: the run
+stops, and its lease lapses. Enqueueing the same (kind, subject) again while it runs bumps its
 generation, and the runner then runs it once more instead of deleting it: no request is lost.
 """
 
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import metrics
 from jackdaw.db import db_now, rowcount
 from jackdaw.models import Job
+from jackdaw.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,10 @@ class _LoopErrors:
 
 class JobQueue:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], threads: int = 4,
-                 lease_seconds: float = 30.0) -> None:
+                 lease_seconds: float = 30.0, outage: Outage | None = None) -> None:
         self.engine = engine
+        #: the service's (jackdaw.outage): the database away is its one line, not this loop's
+        self.outage = outage
         self.sessions = sessions
         self.threads = threads
         self.lease_seconds = lease_seconds
@@ -260,25 +264,31 @@ class JobQueue:
             t.join(timeout)
         self._workers.clear()
 
+    def _report(self, what: str, exc: Exception) -> None:
+        if self.outage is None or not self.outage.failed(exc):
+            self._errors.report(what)
+
     def _loop(self) -> None:
         while self._work_to_do():
             try:
                 # a run's own follow-ups (asked again meanwhile, a reschedule) wake a thread
                 self.run_once()
-            except Exception:
-                self._errors.report("job loop error")
+            except Exception as exc:
+                self._report("job loop error", exc)
 
     def _periodic_loop(self) -> None:
         last: dict[int, float] = {}
         while not self._stop.wait(PROBE_INTERVAL):
+            if self.outage is not None and not self.outage.probe(due_only=True):
+                continue  # the database is away: this loop tries it, and runs nothing that would fail
             try:
                 due = self._due()
                 if due:
                     with self._wake:  # work other processes queued, or whose time came
                         self._pending_wakes = max(self._pending_wakes, due)
                         self._wake.notify(due)
-            except Exception:
-                self._errors.report("job probe failed")
+            except Exception as exc:
+                self._report("job probe failed", exc)
             for i, (every, fn) in enumerate(self.periodic):
                 # each task runs at the first tick, then every `every` seconds (the monotonic
                 # clock starts near 0 at boot: "never ran" is not the same as "ran at 0")
@@ -286,15 +296,16 @@ class JobQueue:
                     last[i] = time.monotonic()
                     try:
                         fn()
-                    except Exception:
-                        log.exception("periodic task failed")
+                    except Exception as exc:
+                        if self.outage is None or not self.outage.failed(exc):
+                            log.exception("periodic task failed")
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 self.heartbeat()
-            except Exception:
-                self._errors.report("job heartbeat failed")
+            except Exception as exc:
+                self._report("job heartbeat failed", exc)
 
     def heartbeat(self) -> None:
         """Renew the lease of every run in flight in this process; mark the ones taken over."""
@@ -410,6 +421,11 @@ class JobQueue:
             self._reschedule(ctx, wait.delay, None, progress=True)
             return True
         except Exception as exc:
+            if self.outage is not None and self.outage.failed(exc) and self.outage.down:
+                # the database is away: nothing can be written, its lease lapses and the job runs
+                # again once the database is back (the outage is logged once, not per job)
+                outcome = "retry"
+                raise
             reason = str(exc) if isinstance(exc, RetryLater) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, RetryLater):
                 log.exception("job %s %s failed (attempt %d)", ctx.kind, ctx.subject_id, ctx.attempts)

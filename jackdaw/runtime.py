@@ -13,6 +13,7 @@ from jackdaw.budget import Budget
 from jackdaw.health import Readiness
 from jackdaw.jobs import JobQueue
 from jackdaw.nonces import NoncePool
+from jackdaw.outage import Outage
 from jackdaw.settings import Settings
 from jackdaw.upstream.account import UpstreamAccount
 
@@ -28,6 +29,8 @@ class Runtime:
     upstream: UpstreamAccount
     nonces: NoncePool
     budget: Budget
+    #: the database away: ACME answers 503 (jackdaw.outage; the job threads tell it too)
+    outage: Outage
     #: /readyz's checks (keeps what it may cache: schema at head, upstream reachability)
     readiness: Readiness = field(init=False)
 
@@ -36,7 +39,7 @@ class Runtime:
     read_engine: Engine = field(init=False)
 
     def __post_init__(self) -> None:
-        self.readiness = Readiness(self.settings, self.engine, self.upstream)
+        self.readiness = Readiness(self.settings, self.engine, self.upstream, self.outage)
         self.read_engine = self.engine.execution_options(read_only=True)
 
     def start(self) -> None:

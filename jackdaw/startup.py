@@ -60,3 +60,23 @@ def warn_unknown_settings() -> None:
     loaded = envfile.load()
     for name in knownkeys.unknown([loaded.file] if loaded.file else [], os.environ):
         print(f"jackdaw: warning: {name.line()}", file=sys.stderr, flush=True)
+
+
+_database_checked = False
+
+
+def exit_on_unusable_database() -> None:
+    """For gunicorn.conf.py, after the settings: a database the relay cannot open, or whose schema
+    is not at this code's head, is one line and exit 78 rather than workers answering every
+    request with a traceback. Once per process, as the settings (a SIGHUP re-reads this file)."""
+    global _database_checked
+    if _database_checked:
+        return
+    _database_checked = True
+    from jackdaw.dbcheck import problem_at_start
+    from jackdaw.settings import Settings
+
+    found = problem_at_start(Settings.from_env().database_url)
+    if found is not None:
+        print(f"jackdaw: database error: {found}", file=sys.stderr, flush=True)
+        sys.exit(CONFIG_EXIT)

@@ -95,6 +95,8 @@ NotFound = _problem("malformed", 404)  # RFC 8555 has no notFound type; Boulder 
 MethodNotAllowed = _problem("malformed", 405)
 Conflict = _problem("malformed", 409)
 BodyTooLarge = _problem("malformed", 413)
+#: not ready (the database away): a 503 with Retry-After, never a half answer
+Unavailable = _problem("serverInternal", 503)
 
 PROBLEM_TYPES: dict[str, type[AcmeProblem]] = {
     cls.code: cls

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from jackdaw.outage import unavailable
 from jackdaw.protocol import jws, problems
-from jackdaw.protocol.constants import PROBLEM_CONTENT_TYPE
-from jackdaw.wfe import render, transaction
+from jackdaw.runtime import runtime
+from jackdaw.wfe import transaction
+from jackdaw.wfe.render import problem_response
 
 log = logging.getLogger(__name__)
 
@@ -17,17 +19,6 @@ log = logging.getLogger(__name__)
 #: answer never races a client, or nginx, still sending: the connection stays usable
 DRAIN_LIMIT = 1024 * 1024
 TOO_LARGE = f"request body larger than {jws.MAX_BODY_BYTES} bytes"
-
-
-def problem_response(problem: problems.AcmeProblem) -> Response:
-    resp = jsonify(problem.to_json())
-    resp.status_code = problem.status
-    resp.mimetype = PROBLEM_CONTENT_TYPE
-    if problem.retry_after is not None:
-        resp.headers["Retry-After"] = str(problem.retry_after)
-    if problem.location_id is not None:
-        resp.headers["Location"] = render.url("account", account_id=problem.location_id)
-    return resp
 
 
 def _drain(length: int) -> None:
@@ -51,6 +42,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(problems.AcmeProblem)
     def _acme(problem: problems.AcmeProblem) -> Response:
         transaction.failed()
+        if isinstance(problem, problems.Unavailable):
+            return problem_response(problem)  # the outage has its own line (jackdaw.outage)
         log.info("%s %s -> %s: %s", request.method, request.path, problem.code, problem.detail)
         return problem_response(problem)
 
@@ -66,5 +59,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _internal(exc: Exception) -> Response:
         transaction.failed()
+        outage = runtime().outage
+        if outage.failed(exc):  # the database away (or busy): not ready is a 503, logged once
+            return problem_response(unavailable())
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(problems.ServerInternal("internal error; see the relay's log"))

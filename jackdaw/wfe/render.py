@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import url_for
+from flask import Response, jsonify, url_for
 
 from jackdaw.models import Account, Authz, Challenge, Order
+from jackdaw.protocol import problems
+from jackdaw.protocol.constants import PROBLEM_CONTENT_TYPE
 
 
 def rfc3339(when: datetime) -> str:
@@ -83,3 +85,15 @@ def authz_json(authz: Authz) -> dict[str, Any]:
     if authz.wildcard:
         doc["wildcard"] = True
     return doc
+
+
+def problem_response(problem: problems.AcmeProblem) -> Response:
+    """An RFC 7807 problem document (jackdaw.wfe.errors decides which)."""
+    resp = jsonify(problem.to_json())
+    resp.status_code = problem.status
+    resp.mimetype = PROBLEM_CONTENT_TYPE
+    if problem.retry_after is not None:
+        resp.headers["Retry-After"] = str(problem.retry_after)
+    if problem.location_id is not None:
+        resp.headers["Location"] = url("account", account_id=problem.location_id)
+    return resp

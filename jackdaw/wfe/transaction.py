@@ -4,7 +4,9 @@ Each ACME request gets one database session (``session``). A request whose view 
 commits then (``committed``): a failed commit is the request's error, so a client never sees
 success for a change that was not kept. A request that fails is rolled back, but the nonce it
 presented stays spent (``spend_nonce`` remembers it and ``_finish`` spends it again on its own).
-Every ACME response, an error too, carries a fresh ``Replay-Nonce`` and the directory ``Link``.
+Every ACME response, an error too, carries a fresh ``Replay-Nonce`` and the directory ``Link``;
+one that cannot (the database away) is a 503 instead, never a half answer. While the database
+is away (jackdaw.outage) an ACME request is that 503 before it touches anything.
 
 Views that only look (``reads``: order, authorization, certificate polls) run, on SQLite, in a
 deferred read transaction, with the nonce spent in a short write of its own: SQLite has one
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from jackdaw import nonces
 from jackdaw.db import is_postgres
+from jackdaw.outage import unavailable
 from jackdaw.runtime import runtime
 from jackdaw.wfe import render
 
@@ -132,9 +135,18 @@ def _discard() -> None:
         s.close()
 
 
+def _refuse_while_away() -> None:
+    if request.blueprint not in NOT_ACME:
+        runtime().outage.check()
+
+
 def _finish(resp: Response) -> Response:
     if request.blueprint in NOT_ACME:
         return resp  # probes, scrapes, the status page: no transaction, no nonce taken from the database
+    outage = runtime().outage
+    if outage.down and resp.status_code == 503:  # the outage's answer: nothing to finish, no nonce to take
+        resp.headers.add("Link", f'<{render.url("directory")}>;rel="index"')
+        return resp
     try:
         s = g.pop("db", None)
         if s is not None:
@@ -146,8 +158,12 @@ def _finish(resp: Response) -> Response:
             s.close()
         # after the session is closed: taking a batch writes (SQLite: one writer at a time)
         resp.headers["Replay-Nonce"] = runtime().nonces.take()
-    except Exception:
-        log.exception("could not finish the request's transaction or issue a nonce")
+    except Exception as exc:
+        if not outage.failed(exc):
+            log.exception("could not finish the request's transaction or issue a nonce")
+        # an answer without its nonce (newNonce's 200) or with a failed request's nonce unspent
+        # would be half of one: the client is told to come back instead
+        resp = render.problem_response(unavailable())
     resp.headers.add("Link", f'<{render.url("directory")}>;rel="index"')
     return resp
 
@@ -155,9 +171,14 @@ def _finish(resp: Response) -> Response:
 def _close(_exc: BaseException | None) -> None:
     s = g.pop("db", None)
     if s is not None:
-        s.close()
+        try:
+            s.close()
+        except Exception as exc:  # a connection the database dropped under the request
+            if not runtime().outage.failed(exc):
+                raise
 
 
 def register(app: Flask) -> None:
+    app.before_request(_refuse_while_away)
     app.after_request(_finish)
     app.teardown_appcontext(_close)
