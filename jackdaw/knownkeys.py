@@ -31,12 +31,15 @@ _MINIMAL = {"RELAY_DOMAIN": "relay.example.com", "ACME_EMAIL": "ops@example.com"
 
 
 def _settings_keys() -> set[str]:
+    from jackdaw import credentials
     from jackdaw.envparse import RecordingEnv
     from jackdaw.settings import Settings
 
-    recorder = RecordingEnv(_MINIMAL)
-    Settings.parse(recorder)
-    return set(recorder.read)
+    # the secrets' NAME_FILE and credentials are read by jackdaw.credentials before the rest
+    resolved, sources = credentials.resolve(_MINIMAL)
+    recorder = RecordingEnv(resolved)
+    Settings.parse_resolved(recorder, sources)
+    return set(recorder.read) | set(credentials.SECRETS) | {credentials.CREDENTIALS_DIRECTORY}
 
 
 @functools.cache

@@ -407,7 +407,13 @@ class Settings:
 
     @classmethod
     def parse(cls, env: Mapping[str, str]) -> Settings:
-        env, secret_sources = credentials.resolve(env)
+        resolved, secret_sources = credentials.resolve(env)
+        return cls.parse_resolved(resolved, secret_sources)
+
+    @classmethod
+    def parse_resolved(cls, env: Mapping[str, str], secret_sources: Mapping[str, str]) -> Settings:
+        """``parse`` after the secrets were read from their files (jackdaw.knownkeys records
+        which names this reads)."""
         log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
