@@ -37,7 +37,7 @@ def problem_at_start(url: str) -> str | None:
     path = sqlite_path(url)
     if path is not None:
         # an unreadable file is reported with its owner and mode before SQLite tries it
-        found = _sqlite_access(Path(path))
+        found = sqlite_access(Path(path))
         if found is not None:
             return found
         engine = create_engine(url, poolclass=NullPool, creator=lambda: sqlite_connect(path))
@@ -55,7 +55,7 @@ def _cannot_open(url: str, exc: BaseException) -> str:
     if path is None:
         return f"cannot open {_where(url)}: {found}"
     described = f"cannot open {_where(url)} ({_describe(Path(path))}) as {_user()}: {found}"
-    return _sqlite_access(Path(path), running=True) or described
+    return sqlite_access(Path(path), running=True) or described
 
 
 def _not_at_head(url: str, revision: str | None) -> str:
@@ -106,9 +106,10 @@ def _may(path: Path, mode: int) -> bool:
     return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
 
 
-def _sqlite_access(path: Path, running: bool = False) -> str | None:
+def sqlite_access(path: Path, running: bool = False, missing_ok: bool = False) -> str | None:
     """Why this user cannot open ``path`` read-write (with its -wal, -shm and -writer), or None.
-    ``running``: the relay opened it before, so a missing file was removed or moved away."""
+    ``running``: the relay opened it before, so a missing file was removed or moved away.
+    ``missing_ok``: a missing file is fine where this user may create it (`jackdaw check`)."""
     user, name = _user(), _name(os.geteuid())  # name: what chown takes
     for directory in reversed(path.parents):
         if not directory.exists():
@@ -124,7 +125,7 @@ def _sqlite_access(path: Path, running: bool = False) -> str | None:
     if not path.exists() and running:
         return (f"the SQLite database {path} is gone (removed or moved away while the relay runs; "
                 f"directory {directory}: {_describe(directory)}): put it back")
-    if not path.exists():
+    if not path.exists() and not missing_ok:
         return (f"the SQLite database {path} does not exist (directory {directory}: {_describe(directory)}; "
                 f"the relay runs as {user}): run `jackdaw db upgrade` as {user}")
     # SQLite in WAL mode writes beside the file: -wal, -shm, and jackdaw.db's writer queue -writer

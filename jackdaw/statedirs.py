@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jackdaw.dbcheck import sqlite_access
 from jackdaw.envparse import ConfigError
 from jackdaw.serving import MULTIPROC_DIR, Serving
 from jackdaw.settings import Settings
@@ -37,9 +38,11 @@ def check_state_dirs(settings: Settings, serving: Serving) -> None:
     database = sqlite_file(settings.database_url)
     if database is not None:
         key = "DATABASE_URL" if settings.env.get("DATABASE_URL", "").strip() else "DATA_DIR"
-        check_writable(key, database.parent)
-        if database.exists() and not os.access(database, os.R_OK | os.W_OK):
-            raise ConfigError(f"{key}: {database} is not readable and writable by {_user()}")
+        # whose file or directory is in the way and what to run, as gunicorn's start says it; a
+        # missing file is fine where it can be made (the unit runs check before `db upgrade`)
+        problem = sqlite_access(database.absolute(), missing_ok=True)
+        if problem is not None:
+            raise ConfigError(f"{key}: {problem}")
     if settings.relay_cert_enabled:
         key = "RELAY_CERT_DIR" if settings.relay_cert_dir is not None else "DATA_DIR"
         check_writable(key, settings.relay_cert_path)

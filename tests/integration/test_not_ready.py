@@ -126,7 +126,7 @@ def test_gunicorn_names_owner_mode_and_user_of_a_database_it_cannot_open(shared_
 
     data.chmod(0o700)  # now the directory is in the way, and named as such
     code, lines = _gunicorn(_env(data), as_user="nobody")
-    assert code == CONFIG_EXIT and len(lines) == 1, lines
+    assert code == CONFIG_EXIT and len(lines) == 1, "\n".join(lines)
     assert f"directory {data} (owner root, mode 0700) cannot be entered by user nobody" in lines[0], lines[0]
 
 
