@@ -3,7 +3,7 @@
 Instance A runs an order's leg 2 and freezes (SIGSTOP, as a GC pause or a stopped VM would)
 right after its upstream newOrder, between ``guard()`` and the write that stores it: a test-only
 hook (JACKDAW_TEST_FREEZE_BEFORE_FENCE) stops the process there, outside any transaction. Its
-lease lapses; instance B, on the same database, takes the job over and issues; the client gets
+lease lapses; instance B, on the same database (SQLite or PostgreSQL), takes the job over and issues; the client gets
 its certificate from B. Then A is woken: its write is fenced, so leg 2's progress stays as B
 left it (done, with B's upstream order) and A stops instead of finalizing a second order.
 """
@@ -67,10 +67,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    with postgres_database() as url:
-        yield url
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """One database both instances share (SQLite: one file on this host, its writer lock too)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared' / 'jackdaw.db'}"
+    else:
+        with postgres_database() as url:
+            yield url
 
 
 def test_a_frozen_relays_stale_write_has_no_effect(bind: Bind, pebble: Pebble, tmp_path: Path,
