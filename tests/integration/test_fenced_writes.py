@@ -21,9 +21,22 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from jackdaw.jobs import JobContext, JobKind, JobQueue, LostClaim, fenced
-from jackdaw.models import Account, Base, Certificate, DnsRecord, Job, Notification, Order, UpstreamOrder, utcnow
+from jackdaw.models import (
+    Account,
+    Authz,
+    Base,
+    Certificate,
+    Challenge,
+    DnsRecord,
+    Job,
+    Notification,
+    Order,
+    UpstreamOrder,
+    utcnow,
+)
 from jackdaw.notify import Notifier
 from jackdaw.protocol import problems
+from jackdaw.ra.validation import ValidationJob
 from jackdaw.upstream.dns01 import DNS01, RecordState
 from jackdaw.upstream.issuer import OrderJob
 from jackdaw.upstream.renewal import RenewalInfoJob
@@ -130,7 +143,8 @@ def _finish(leg2: Leg2, ctx: JobContext) -> None:
 
 
 def test_other_jobs_taken_over_write_nothing(app: Flask) -> None:
-    """The zone job's give-up, the ARI job's store, a notification's delivery record."""
+    """The zone job's give-up and removal record, the ARI job's store, a notification's delivery
+    record, a validation's give-up."""
     rt = app.extensions["jackdaw"]
     queue, sessions = rt.queue, rt.sessions
     dns01 = cast(Any, queue.handlers[JobKind.DNS_ZONE].handler).__self__
@@ -152,17 +166,31 @@ def test_other_jobs_taken_over_write_nothing(app: Flask) -> None:
                             created=utcnow())
         s.add(note)
         s.flush()
-        cert_id, note_id = cert.id, note.id
+        pending = Order(account_id=account.id, status="pending", identifiers=[NAME],
+                        expires=utcnow() + timedelta(days=7))
+        s.add(pending)
+        s.flush()
+        authz = Authz(order_id=pending.id, position=0, identifier=NAME, status="pending",
+                      expires=utcnow() + timedelta(days=7))
+        s.add(authz)
+        s.flush()
+        chall = Challenge(authz_id=authz.id, type="http-01", token="t" * 43, status="processing")
+        s.add(chall)
+        s.flush()
+        cert_id, note_id, chall_id = cert.id, note.id, chall.id
     notifier = Notifier(rt.settings, sessions, queue, ())
     zone_stale, _ = taken_over(queue, JobKind.DNS_ZONE, ZONE)
     ari_stale, _ = taken_over(queue, JobKind.RENEWAL_INFO, cert_id)
     note_stale, _ = taken_over(queue, JobKind.NOTIFY, str(note_id))
+    validation_stale, _ = taken_over(queue, JobKind.VALIDATE, chall_id)
+    validation = cast(ValidationJob, queue.handlers[JobKind.VALIDATE].handler)
     before = snapshot(app)
 
     stops(lambda: dns01.give_up(zone_stale, "stale zone run"))
     stops(lambda: dns01._delete(zone_stale, [1]))
     stops(lambda: ari._store(ari_stale, (utcnow(), utcnow(), None), timedelta(hours=1)))
     stops(lambda: notifier._record(note_stale, note_id, sent=True, error=None))
+    stops(lambda: validation.give_up(validation_stale, "stale validation run"))
 
     assert snapshot(app) == before
 

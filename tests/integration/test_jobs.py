@@ -413,3 +413,24 @@ def test_leases_come_from_the_database_clock(proc: Process, monkeypatch: pytest.
     [job] = jobs(proc)
     assert job.lease_until is not None
     assert abs((job.lease_until - db_now).total_seconds() - proc.queue.lease_seconds) < 5
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_heartbeat_does_not_wait_for_a_fenced_write(proc: Process) -> None:
+    """A fenced write holds its job's row until it commits (renewing that lease itself): the
+    heartbeat skips the row rather than wait, which could deadlock with a write that also
+    queues another job this process is running."""
+    enqueue(proc, "s1")
+    ctx = proc.queue.claim()
+    assert ctx is not None
+    proc.queue._running[ctx.token] = ctx
+    beat = threading.Thread(target=proc.queue.heartbeat)
+    with proc.sessions.begin() as s:
+        assert proc.queue.fence(s, ctx)  # the write's transaction holds the row
+        beat.start()
+        beat.join(10)
+        waited = beat.is_alive()
+    beat.join()
+    assert not waited, "the heartbeat waited for the fenced write"
+    assert not ctx.lost
