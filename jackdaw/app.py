@@ -21,6 +21,7 @@ from jackdaw.relaycert import RelayCertificate, RelayCertJob
 from jackdaw.relaycert.job import MAX_ATTEMPTS as RELAY_CERT_ATTEMPTS
 from jackdaw.runtime import Runtime
 from jackdaw.settings import Settings
+from jackdaw.upstream import directory
 from jackdaw.upstream.account import UpstreamAccount
 from jackdaw.upstream.dns01 import DNS01
 from jackdaw.upstream.issuer import OrderJob
@@ -49,10 +50,6 @@ def configure_logging(level: str, log_format: str = "text", secrets: tuple[str, 
         handler.setFormatter(logs.make_formatter(log_format, secrets))
     root.setLevel(level)
     logging.getLogger("jackdaw").setLevel(level)
-
-
-#: seconds between fetches of the upstream directory (its profiles may change)
-UPSTREAM_META_REFRESH = 600.0
 
 
 def build_app(settings: Settings | None = None) -> Flask:
@@ -86,8 +83,10 @@ def build_app(settings: Settings | None = None) -> Flask:
     queue.register(JobKind.ORDER, issuance, issuance.give_up)
     queue.register(JobKind.REVOKE, revocation, revocation.give_up)
     queue.register(JobKind.RENEWAL_INFO, RenewalInfoJob(sessions, upstream))
-    # the upstream directory (profiles, ARI, CAA identities) as request threads see it
-    queue.periodic.append((10.0, lambda: upstream.refresh_meta_if_due(UPSTREAM_META_REFRESH)))
+    # the upstream directory (profiles, ARI, CAA identities), stored: one fetch per interval
+    # across instances, each process reading what was stored
+    queue.register(JobKind.UPSTREAM_DIRECTORY, upstream.directory.run)
+    queue.periodic.append((directory.SYNC_EVERY, lambda: upstream.directory.sync(queue)))
     # removals are retried for as long as it takes: a value Jackdaw wrote is always removed
     queue.register(JobKind.DNS_ZONE, dns01.run_zone, dns01.give_up, max_attempts=30)
     retention = retention_job.RetentionJob(sessions, retention_job.Retention(
@@ -106,6 +105,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     notifier = notify.Notifier(settings, sessions, queue, budget.limits())
     queue.register(JobKind.NOTIFY, notifier.deliver, notifier.give_up, max_attempts=settings.notify_attempts)
     queue.register(JobKind.NOTIFY_SWEEP, notifier.run_sweep)
+    upstream.directory.on_withdrawn = notifier.profiles_withdrawn
     if notifier.channels:
         queue.periodic.append((notify.EVERY, lambda: queue.ask(JobKind.NOTIFY_SWEEP, notify.SWEEP, notify.EVERY)))
     relay_job = RelayCertJob(settings, relay_cert.store, leg2, notifier)

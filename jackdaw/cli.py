@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "exits 1 unless it is at head")
     db.add_argument("action", choices=["upgrade", "current"])
 
+    backup = sub.add_parser("backup", help="write the whole database to FILE, mode 0600 (SQLite: online, "
+                                           "consistent while the relay runs; PostgreSQL: pg_dump --format=custom)")
+    backup.add_argument("file", metavar="FILE")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    restore = sub.add_parser("restore", help="put a `jackdaw backup` FILE back into the configured database, then "
+                                             "upgrade its schema to head (stop the relay first)")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--force", action="store_true", help="replace a database that holds data")
+
     check = sub.add_parser("check", help="validate settings and the DNS provider configuration (--online: and "
                                          "connect to the database, upstream CA, DNS provider and name servers)")
     check.add_argument("--show", action="store_true",
@@ -251,6 +260,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.action == "upgrade":
             return commands.db_upgrade(url, may_create_dir=data_dir_is_default())
         return commands.db_current(url)
+    if args.command in ("backup", "restore"):
+        from jackdaw.ops import backup
+
+        run = backup.backup_command if args.command == "backup" else backup.restore_command
+        return run(database_url_from_env(), args.file, force=args.force)
     if args.command == "accounts":
         return commands.accounts(as_json=args.json)
     if args.command == "orders":

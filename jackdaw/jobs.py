@@ -58,6 +58,7 @@ class JobKind(StrEnum):
     RETENTION = "retention"  # prune what the relay no longer keeps (subject: jackdaw.retention.SUBJECT)
     NOTIFY_SWEEP = "notify_sweep"  # look for events worth telling the operator (subject: jackdaw.notify.SWEEP)
     NOTIFY = "notify"  # deliver one notification on its channel (subject: notification id)
+    UPSTREAM_DIRECTORY = "upstream_directory"  # fetch and store the upstream directory's meta (subject: its URL)
 
 
 MAX_ATTEMPTS = 8

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from jackdaw.credentials import PATH_SECRETS, SECRETS
 from jackdaw.envparse import ConfigError
 
 LOG_FORMATS = ("text", "json")
@@ -80,7 +81,8 @@ def context_ids(record: logging.LogRecord) -> dict[str, str]:
 
 def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     """The values in ``env`` that must never appear in a log line, longest first."""
-    found = {value.strip() for name, value in env.items() if SECRET_NAME.search(name.upper())}
+    found = {value.strip() for name, value in env.items()
+             if (name.upper() in SECRETS and name.upper() not in PATH_SECRETS) or SECRET_NAME.search(name.upper())}
     url = env.get("DATABASE_URL", "")
     if url:
         try:

@@ -263,6 +263,28 @@ class UpstreamAccount(Base):
         return f"UpstreamAccount({self.directory_url!r}, {self.account_url!r})"
 
 
+class UpstreamDirectory(Base):
+    """What the upstream CA's directory offered at the last good fetch (jackdaw.upstream.directory),
+    per directory URL: served from the first request after any start, by every instance."""
+
+    __tablename__ = "upstream_directories"
+    directory_url: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    #: meta.profiles as the CA listed them: name -> description
+    profiles: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: profiles the CA stopped listing: name -> {"description": ..., "since": ISO 8601}, kept
+    #: offered for UPSTREAM_PROFILE_GRACE after "since"
+    withdrawn: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
+    caa_identities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    renewal_info: Mapped[str | None] = mapped_column(Text, nullable=True)
+    eab_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the last good fetch (the meta's age); None while never fetched
+    fetched: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the last attempt, good or bad: the next one is due an interval later (for every instance)
+    checked: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: why the last attempt failed; None when it succeeded
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class UpstreamOrder(Base):
     """Leg 2's progress for one owner (a client order, the relay's certificate): the one
     sequence in jackdaw.upstream.sequence reads and advances it, a step per job run."""

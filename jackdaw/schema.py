@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, inspect, text
 
 #: the revision of migrations/versions' newest file
-HEAD = "0012"
+HEAD = "0013"
 
 
 def current(engine: Engine) -> str | None:

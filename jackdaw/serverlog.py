@@ -16,7 +16,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from jackdaw import envfile, logs
+from jackdaw import credentials, envfile, logs
 from jackdaw.envparse import ConfigError
 
 
@@ -27,6 +27,14 @@ def environment(dotenv: str = ".env") -> dict[str, str]:
         return envfile.merged_env(dotenv)
     except ConfigError:  # an unreadable JACKDAW_ENV_FILE: the start-up check names it
         return dict(os.environ)
+
+
+def _with_secrets(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env`` with the secrets read from NAME_FILE and credentials too, so they are redacted."""
+    try:
+        return credentials.resolve(env)[0]
+    except ConfigError:  # the app's own settings check names the variable
+        return env
 
 
 def log_format(env: Mapping[str, str]) -> str:
@@ -45,7 +53,7 @@ class Logger(glogging.Logger):
         super().setup(cfg)
         env = environment()
         self.log_format = log_format(env)
-        formatter = logs.make_formatter(self.log_format, logs.secret_values(env))
+        formatter = logs.make_formatter(self.log_format, logs.secret_values(_with_secrets(env)))
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(formatter)

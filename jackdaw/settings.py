@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jackdaw import envfile, envparse
+from jackdaw import credentials, envfile, envparse
 from jackdaw.envparse import ConfigError
 from jackdaw.ledger import Limit, parse_limit
 from jackdaw.logs import parse_log_format
@@ -124,18 +124,8 @@ def _zone_overrides(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], 
 
 
 def _passphrase(env: Mapping[str, str], key: str) -> bytes | None:
-    """``KEY``, or the first line of the file ``KEY_FILE`` names (systemd credentials, secrets)."""
+    """A secret as bytes (``env`` is already resolved: jackdaw.credentials read any KEY_FILE)."""
     value = env.get(key, "").strip()
-    path = env.get(f"{key}_FILE", "").strip()
-    if value and path:
-        raise ConfigError(f"{key}: set either {key} or {key}_FILE, not both")
-    if path:
-        try:
-            value = (Path(path).read_text().splitlines() or [""])[0].strip()
-        except OSError as e:
-            raise ConfigError(f"{key}_FILE: cannot read {path!r}: {e.strerror}") from None
-        if not value:
-            raise ConfigError(f"{key}_FILE: {path!r} is empty")
     return value.encode() if value else None
 
 
@@ -363,6 +353,11 @@ class Settings:
     profiles_allowed: tuple[str, ...] = ()
     #: the most names an order of a profile may hold (PROFILE_MAX_NAMES, "name=N,...")
     profile_max_names: tuple[tuple[str, int], ...] = (("tlsserver", 25),)
+    #: seconds a profile the upstream CA stopped listing stays offered (a blip of the CA's
+    #: directory must not break clients that name it; jackdaw.upstream.directory)
+    upstream_profile_grace: float = 86400.0
+    #: seconds between fetches of the upstream directory (one per interval across instances)
+    upstream_directory_refresh: float = 600.0
     #: the upstream account's external account binding, for CAs that require one
     le_eab_kid: str | None = None
     le_eab_hmac_key: str | None = field(default=None, repr=False)
@@ -394,8 +389,11 @@ class Settings:
     notify_email_to: tuple[str, ...] = ()
     notify_command: tuple[str, ...] = ()
     notify_command_timeout: float = 30.0
-    #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...)
+    #: every remaining setting, for DNS providers (PORKBUN_API_KEY, RFC2136_NAMESERVER, ...), with
+    #: each secret's value in place (jackdaw.credentials: read from NAME_FILE or a credential)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: where each secret that is set came from: NAME -> "env", "file PATH" or "credential PATH"
+    secret_sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def relay_cert_path(self) -> Path:
@@ -409,6 +407,7 @@ class Settings:
 
     @classmethod
     def parse(cls, env: Mapping[str, str]) -> Settings:
+        env, secret_sources = credentials.resolve(env)
         log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -475,6 +474,8 @@ class Settings:
             upstream_profile=env.get("UPSTREAM_PROFILE", "").strip() or None,
             profiles_allowed=tuple(p.strip() for p in env.get("PROFILES_ALLOWED", "").split(",") if p.strip()),
             profile_max_names=_max_names(env, "PROFILE_MAX_NAMES"),
+            upstream_profile_grace=envparse.number(env, "UPSTREAM_PROFILE_GRACE", 86400.0, minimum=0),
+            upstream_directory_refresh=envparse.number(env, "UPSTREAM_DIRECTORY_REFRESH", 600.0, minimum=1.0),
             le_eab_kid=eab_kid,
             le_eab_hmac_key=eab_hmac,
             upstream_challenge=_upstream_challenge(env, dns_provider),
@@ -483,5 +484,6 @@ class Settings:
             retention_days=envparse.integer(env, "RETENTION_DAYS", 30, minimum=0) or None,
             retention_cert_margin_days=envparse.integer(env, "RETENTION_CERT_MARGIN_DAYS", 30, minimum=0),
             **_notify(env),
-            env=dict(env),
+            env=env,
+            secret_sources=secret_sources,
         )

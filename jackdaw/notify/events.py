@@ -13,6 +13,9 @@ finds the same condition again and again, and the outbox tells it once per chann
   paused names.
 - ``relay_cert_failing``: the relay's own certificate failed to renew (raised by its job,
   jackdaw.relaycert.job); once per day.
+- ``profile_withdrawn``: the upstream CA stopped listing a certificate profile the relay keeps
+  offering for ``UPSTREAM_PROFILE_GRACE`` (raised by the directory's fetch as well,
+  jackdaw.upstream.directory); once per profile and withdrawal.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from sqlalchemy.orm import Session
 from jackdaw import inventory
 from jackdaw.durations import human
 from jackdaw.ledger import Limit, level, whole
-from jackdaw.models import BudgetBucket, Order, UpstreamPause
+from jackdaw.models import BudgetBucket, Order, UpstreamDirectory, UpstreamPause
 from jackdaw.protocol.constants import Status
+from jackdaw.upstream.directory import Stored
 
 #: the window of ``order_failures``
 FAILURE_WINDOW = timedelta(hours=24)
@@ -46,6 +50,7 @@ class EventKind(StrEnum):
     ORDER_FAILURES = "order_failures"
     BUDGET_LOW = "budget_low"
     UPSTREAM_PAUSED = "upstream_paused"
+    PROFILE_WITHDRAWN = "profile_withdrawn"
     TEST = "test"
 
 
@@ -164,6 +169,26 @@ def upstream_paused(s: Session) -> list[Event]:
         f"then run `jackdaw budget unpause {' '.join(names)}`.",
         {"names": names, "unpause_urls": urls,
          "since": min(p.since for p in pauses).isoformat(timespec="seconds")})]
+
+
+def profiles_withdrawn(s: Session, directory_url: str, grace: timedelta, now: datetime) -> list[Event]:
+    row = s.get(UpstreamDirectory, directory_url)
+    meta = Stored.of(row).view(grace, now) if row is not None else None
+    if meta is None:
+        return []
+    return [Event(
+        EventKind.PROFILE_WITHDRAWN, f"profile {name}", since.isoformat(timespec="seconds"),
+        f"the upstream CA no longer lists profile {name}; the relay offers it until "
+        f"{until.isoformat(timespec='seconds')}",
+        f"The upstream CA's directory ({directory_url}) stopped listing the certificate profile {name} at "
+        f"{since.isoformat(timespec='seconds')}. The relay keeps offering it for UPSTREAM_PROFILE_GRACE, until "
+        f"{until.isoformat(timespec='seconds')}, in case this is a blip; an order for it that the CA refuses fails "
+        f"with invalidProfile. If the CA dropped it for good, move clients (certbot --required-profile, lego "
+        f"--profile) and UPSTREAM_PROFILE / PROFILES_ALLOWED to a profile it lists: "
+        f"{', '.join(sorted(set(meta.profiles) - set(meta.withdrawn))) or 'none'}.",
+        {"profile": name, "directory": directory_url, "since": since.isoformat(timespec="seconds"),
+         "until": until.isoformat(timespec="seconds")})
+        for name, (since, until) in sorted(meta.withdrawn.items())]
 
 
 def relay_cert_failing(domain: str, reason: str, attempts: int, retry_in: float, not_after: datetime | None,

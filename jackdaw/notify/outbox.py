@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -112,7 +112,24 @@ class Notifier:
             return [*events.expiring(s, s_.notify_expiry_days, now),
                     *events.order_failures(s, s_.notify_order_failures, now),
                     *events.budget_low(s, self.limits, s_.notify_budget_percent, now),
-                    *events.upstream_paused(s)]
+                    *events.upstream_paused(s),
+                    *self._withdrawn(s, now)]
+
+    def _withdrawn(self, s: Session, now: datetime) -> list[Event]:
+        return events.profiles_withdrawn(s, self.settings.le_directory,
+                                         timedelta(seconds=self.settings.upstream_profile_grace), now)
+
+    def profiles_withdrawn(self, names: list[str]) -> None:
+        """Called by the upstream directory's fetch when the CA stopped listing profiles: told at
+        once, not at the next sweep; never raises (the fetch's own outcome is what matters to it)."""
+        if not self.channels:
+            return
+        try:
+            with self.sessions() as s:
+                found = self._withdrawn(s, now_of(s))
+            self.raise_events([e for e in found if e.details.get("profile") in names])
+        except Exception:
+            log.exception("notification of withdrawn upstream profiles could not be raised")
 
     def run_sweep(self, ctx: JobContext) -> None:
         """The ``NOTIFY_SWEEP`` job."""

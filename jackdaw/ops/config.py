@@ -1,4 +1,5 @@
-"""The effective configuration for `jackdaw check --show`, secrets masked.
+"""The effective configuration for `jackdaw check --show`, secrets masked, with where each
+secret came from (env, a NAME_FILE, a systemd credential: jackdaw.credentials).
 
 Every ``Settings`` field is listed, then every environment key the configured DNS provider
 reads (found by watching which keys its ``from_env`` looks up, so third-party providers are
@@ -13,19 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from jackdaw.credentials import PATH_SECRETS, is_secret
 from jackdaw.dns.registry import build_provider
 from jackdaw.settings import Settings
 
-#: a key containing one of these holds a secret (AWS_SECRET_ACCESS_KEY, PORKBUN_API_KEY, ...)
-SECRET_WORDS = ("SECRET", "KEY", "TOKEN", "PASSWORD", "PASS", "PRIVATE")
 MASK = "****"
 #: secrets at least this long show their first two characters (enough to tell two apart)
 PREFIX_MIN_LENGTH = 12
-
-
-def is_secret_key(key: str) -> bool:
-    upper = key.upper()
-    return any(word in upper for word in SECRET_WORDS)
 
 
 def mask_secret(value: str) -> str:
@@ -46,8 +41,8 @@ def mask_url(value: str) -> str:
         userinfo, _, hostport = netloc.rpartition("@")
         netloc = f"{userinfo.partition(':')[0]}:{MASK}@{hostport}"
     pairs = parse_qsl(query, keep_blank_values=True)
-    if any(is_secret_key(k) for k, _ in pairs):
-        query = urlencode([(k, MASK if is_secret_key(k) else v) for k, v in pairs], safe="*")
+    if any(is_secret(k) for k, _ in pairs):
+        query = urlencode([(k, MASK if is_secret(k) else v) for k, v in pairs], safe="*")
     if (netloc, query) == (parts.netloc, parts.query):
         return value
     return urlunsplit(parts._replace(netloc=netloc, query=query))
@@ -64,9 +59,9 @@ def mask_path(value: str) -> str:
 
 def mask(key: str, value: str) -> str:
     """What `check --show` may print for ``key=value``."""
-    if not value:
+    if not value or key.upper() in PATH_SECRETS:  # the path of a secret file, not a secret
         return value
-    if is_secret_key(key):
+    if is_secret(key):
         return mask_secret(value)
     if key.upper().endswith("WEBHOOK_URL"):
         return mask_path(value)
@@ -79,6 +74,8 @@ class ConfigEntry:
     #: None when unset
     value: str | None
     masked: bool
+    #: where a secret came from ("env", "file PATH", "credential PATH"); None for other settings
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,11 +99,11 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def _entry(key: str, value: str | None) -> ConfigEntry:
+def _entry(key: str, value: str | None, source: str | None = None) -> ConfigEntry:
     if value is None:
         return ConfigEntry(key, None, False)
     shown = mask(key, value)
-    return ConfigEntry(key, shown, shown != value)
+    return ConfigEntry(key, shown, shown != value, source)
 
 
 class _Recorder(Mapping[str, str]):
@@ -138,11 +135,12 @@ def provider_keys(settings: Settings) -> list[str]:
 
 
 def effective_config(settings: Settings) -> EffectiveConfig:
+    sources = settings.secret_sources  # a secret's field is its setting's name in lower case
     fields = [
-        _entry(f.name, _text(getattr(settings, f.name)))
+        _entry(f.name, _text(getattr(settings, f.name)), sources.get(f.name.upper()))
         for f in dataclasses.fields(settings)
-        if f.name != "env"
+        if f.name not in ("env", "secret_sources")
     ]
     env = settings.env
-    provider = [_entry(k, env[k] if k in env else None) for k in provider_keys(settings)]
+    provider = [_entry(k, env[k] if k in env else None, sources.get(k)) for k in provider_keys(settings)]
     return EffectiveConfig(fields, settings.dns_provider, provider)

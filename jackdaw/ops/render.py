@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from jackdaw.durations import human
 from jackdaw.ledger import whole
 from jackdaw.ops.actions import CancelResult, RetryResult
-from jackdaw.ops.config import EffectiveConfig
+from jackdaw.ops.config import ConfigEntry, EffectiveConfig
 from jackdaw.ops.queries import (
     AccountView,
     BucketView,
@@ -24,7 +24,7 @@ from jackdaw.ops.queries import (
 )
 
 if TYPE_CHECKING:  # the dataclasses only; rendering needs none of what gathering imports
-    from jackdaw.ops.status import StatusReport
+    from jackdaw.ops.status import StatusReport, UpstreamView
 from jackdaw.protocol.problems import ACME_ERROR_PREFIX
 
 #: names shown per row in list tables; the rest is summarized (JSON always has them all)
@@ -243,13 +243,14 @@ def cancel_text(r: CancelResult) -> str:
 # -- configuration -----------------------------------------------------------------------------
 
 def config_text(cfg: EffectiveConfig) -> str:
-    def value(v: str | None) -> str:
-        return "(unset)" if v is None else (v or "(empty)")
+    def value(e: ConfigEntry) -> str:
+        shown = "(unset)" if e.value is None else (e.value or "(empty)")
+        return f"{shown}  (from {e.source})" if e.source else shown
 
     lines = ["settings"]
-    lines += _fields([(e.key, value(e.value)) for e in cfg.settings], "  ")
+    lines += _fields([(e.key, value(e)) for e in cfg.settings], "  ")
     lines.append(f"DNS provider {cfg.dns_provider}")
-    lines += _fields([(e.key, value(e.value)) for e in cfg.provider_env], "  ") or ["  (no settings)"]
+    lines += _fields([(e.key, value(e)) for e in cfg.provider_env], "  ") or ["  (no settings)"]
     return "\n".join(lines)
 
 
@@ -337,6 +338,17 @@ def _relay_cert_line(r: StatusReport) -> list[str]:
     return lines
 
 
+def meta_age(u: UpstreamView) -> str:
+    """How old the stored directory meta is, and how the last fetch went."""
+    if u.meta_fetched is None or u.meta_age is None:
+        text = "never fetched"
+    else:
+        text = f"fetched {when(u.meta_fetched)} ({human(u.meta_age)} ago)"
+    if u.meta_error:
+        text += f"; last attempt {when(u.meta_checked)} failed: {u.meta_error}"
+    return text
+
+
 def status_text(r: StatusReport) -> str:
     lines = [f"Jackdaw {r.version} on {r.relay_domain}, {when(r.generated)}"]
     if r.attention:
@@ -353,7 +365,11 @@ def status_text(r: StatusReport) -> str:
     lines += _fields([("CA", f"{u.ca} ({u.directory_url})"),
                       ("account", u.account_url or "not registered yet (registered on first use)"),
                       ("key", "-" if u.key_stored is None else
-                       f"stored {when(u.key_stored)}, {'encrypted' if u.key_encrypted else 'plain PEM'}")], "  ")
+                       f"stored {when(u.key_stored)}, {'encrypted' if u.key_encrypted else 'plain PEM'}"),
+                      ("directory", meta_age(u)),
+                      ("profiles", ", ".join(u.profiles) or "none offered")], "  ")
+    lines += [f"    {w.name}: no longer listed by the CA since {when(w.since)}, offered until {when(w.until)}"
+              for w in u.withdrawn]
 
     b = r.budget.view
     lines.append("budget")

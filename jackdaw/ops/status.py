@@ -12,7 +12,7 @@ jackdaw.inventory; the relay certificate from jackdaw.relaycert; the budget from
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,11 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import __version__, inventory
 from jackdaw.models import Certificate, Job, Order, utcnow
 from jackdaw.models import UpstreamAccount as UpstreamAccountRow
+from jackdaw.models import UpstreamDirectory as UpstreamDirectoryRow
 from jackdaw.ops import queries
 from jackdaw.protocol.constants import Status
 from jackdaw.protocol.problems import ACME_ERROR_PREFIX
 from jackdaw.relaycert import CertStore, job_state
 from jackdaw.settings import Settings
+from jackdaw.upstream.directory import Stored
 
 #: days of issuances and failures in the history (the plot)
 HISTORY_DAYS = 30
@@ -74,6 +76,15 @@ class RelayCertView:
 
 
 @dataclass(frozen=True)
+class WithdrawnProfile:
+    """A profile the upstream CA stopped listing, still offered (UPSTREAM_PROFILE_GRACE)."""
+
+    name: str
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
 class UpstreamView:
     directory_url: str
     #: the CA's host name
@@ -82,6 +93,17 @@ class UpstreamView:
     account_url: str | None
     key_stored: datetime | None
     key_encrypted: bool
+    #: the directory's meta as stored (jackdaw.upstream.directory): when the CA last answered
+    #: (None: never), when the relay last asked, and why that failed
+    meta_fetched: datetime | None = None
+    meta_checked: datetime | None = None
+    meta_error: str | None = None
+    #: seconds since ``meta_fetched``
+    meta_age: float | None = None
+    #: profiles offered (the CA's, and those in their grace)
+    profiles: list[str] = field(default_factory=list)
+    #: profiles the CA stopped listing, still offered: name, since, until
+    withdrawn: list[WithdrawnProfile] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -199,7 +221,7 @@ def gather(sessions: sessionmaker[Session], settings: Settings, now: datetime | 
     relay = relay_certificate(sessions, settings, now)
     budget = queries.budget_view(sessions, settings)
     with sessions() as s:
-        upstream = upstream_account(s, settings)
+        upstream = upstream_account(s, settings, now)
         jobs = job_queue(s)
         failures = recent_failures(s, now)
         certificates = certificate_list(s, now)
@@ -208,7 +230,7 @@ def gather(sessions: sessionmaker[Session], settings: Settings, now: datetime | 
     summary = BudgetSummary(replace(budget, buckets=spent[:BUCKETS_SHOWN]), len(spent))
     return StatusReport(
         generated=now, version=__version__, relay_domain=settings.relay_domain,
-        attention=attention(relay, budget, jobs, failures, certificates),
+        attention=attention(relay, budget, jobs, failures, certificates, upstream),
         relay_certificate=relay, upstream=upstream, budget=summary, jobs=jobs, failures=failures,
         certificates=certificates, history=days,
     )
@@ -231,14 +253,24 @@ def relay_certificate(sessions: sessionmaker[Session], settings: Settings, now: 
     )
 
 
-def upstream_account(s: Session, settings: Settings) -> UpstreamView:
+def upstream_account(s: Session, settings: Settings, now: datetime) -> UpstreamView:
     """From the database only: the page never registers an account or contacts the CA."""
     row = s.get(UpstreamAccountRow, settings.le_directory)
+    directory = s.get(UpstreamDirectoryRow, settings.le_directory)
+    stored = Stored.of(directory) if directory is not None else None
+    meta = stored.view(timedelta(seconds=settings.upstream_profile_grace), now) if stored is not None else None
     return UpstreamView(
         directory_url=settings.le_directory, ca=urlsplit(settings.le_directory).hostname or settings.le_directory,
         account_url=row.account_url if row is not None else None,
         key_stored=row.created if row is not None else None,
         key_encrypted=bool(row is not None and row.key_encrypted),
+        meta_fetched=stored.fetched if stored is not None else None,
+        meta_checked=stored.checked if stored is not None else None,
+        meta_error=stored.error if stored is not None else None,
+        meta_age=(now - stored.fetched).total_seconds() if stored is not None and stored.fetched else None,
+        profiles=sorted(meta.profiles) if meta is not None else [],
+        withdrawn=[WithdrawnProfile(name, since, until) for name, (since, until) in sorted(meta.withdrawn.items())]
+        if meta is not None else [],
     )
 
 
@@ -326,8 +358,15 @@ def history(s: Session, now: datetime) -> list[Day]:
 
 
 def attention(relay: RelayCertView, budget: queries.BudgetView, jobs: QueueView, failures: FailuresView,
-              certificates: CertificatesView) -> list[str]:
+              certificates: CertificatesView, upstream: UpstreamView | None = None) -> list[str]:
     lines = []
+    if upstream is not None:
+        lines += [f"the upstream CA no longer lists profile {w.name} (since {w.since:%Y-%m-%d %H:%M}Z); offered "
+                  f"until {w.until:%Y-%m-%d %H:%M}Z (UPSTREAM_PROFILE_GRACE)" for w in upstream.withdrawn]
+        if upstream.meta_error:
+            served = (f"what it offered at {upstream.meta_fetched:%Y-%m-%d %H:%M:%S}Z" if upstream.meta_fetched
+                      else "no profiles (never fetched)")
+            lines.append(f"upstream directory: the last fetch failed ({upstream.meta_error}); serving {served}")
     if relay.renewal_due:
         lines.append(f"relay certificate: {relay.renewal_due}")
     if relay.job is not None and relay.job.last_error:

@@ -21,11 +21,12 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import __version__, logs
 from jackdaw.envparse import ConfigError
 from jackdaw.models import UpstreamAccount as AccountRow
+from jackdaw.models import utcnow
 from jackdaw.settings import Settings
+from jackdaw.upstream.directory import UpstreamDirectory, UpstreamMeta
+from jackdaw.upstream.directory import fetch_directory as fetch_directory  # jackdaw.health's import
 from jackdaw.upstream.errors import unreachable_problem
 
 log = logging.getLogger(__name__)
@@ -128,6 +132,36 @@ def _legacy(settings: Settings) -> tuple[bytes, str | None] | None:
     return pem, str(url) if url else None
 
 
+def _retire_legacy_key(path: Path, stored: jose.JWK) -> None:
+    """Remove the plain-text key an older version left in DATA_DIR once the database holds the
+    same key (read back and decrypted above: the import is verified); if it cannot be removed,
+    rename it 0600 beside itself and say so. A different key there (another host's) is left."""
+    try:
+        pem = path.read_bytes()
+    except OSError:
+        return
+    try:
+        on_disk = jose.JWK.load(pem)
+    except (ValueError, TypeError):
+        return
+    if on_disk.thumbprint() != stored.thumbprint():
+        return
+    try:
+        path.unlink()
+        log.info("removed %s: the upstream account key is in the database now", path)
+        return
+    except OSError as e:
+        problem = e.strerror
+    retired = path.with_name(path.name + ".imported")
+    try:
+        os.chmod(path, 0o600)
+        path.rename(retired)
+    except OSError:
+        retired = path
+    log.warning("could not remove %s (%s), the upstream account key now held in the database: it is %s, mode "
+                "0600; delete it by hand", path, problem, retired)
+
+
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive flock on ``path`` (created if missing), across threads and processes."""
@@ -137,30 +171,6 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True)
-class UpstreamMeta:
-    """What the upstream CA's directory offers."""
-
-    #: certificate profiles (RFC draft-ietf-acme-profiles): name -> description
-    profiles: dict[str, str]
-    #: the CA's CAA issuer domain names (dns-persist-01 records name one of them)
-    caa_identities: tuple[str, ...]
-    #: the ARI renewalInfo base URL (RFC 9773), if the CA has ARI
-    renewal_info: str | None
-    eab_required: bool
-
-
-def fetch_directory(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
-    """The upstream directory document (a plain GET, over the configured trust)."""
-    resp = requests.get(settings.le_directory, timeout=timeout, allow_redirects=False,
-                        verify=settings.upstream_ca_bundle or True, headers={"User-Agent": f"jackdaw/{__version__}"})
-    resp.raise_for_status()
-    doc = resp.json()
-    if not isinstance(doc, dict) or "newAccount" not in doc:
-        raise ValueError(f"{settings.le_directory} is not an ACME directory (HTTP {resp.status_code})")
-    return doc
 
 
 class UpstreamAccount:
@@ -173,8 +183,11 @@ class UpstreamAccount:
         self._client: acme_client.ClientV2 | None = None
         self._meta: UpstreamMeta | None = None
         self._meta_at = 0.0
-        #: (monotonic time, log reference) of the last failure to reach the CA; None once reached
-        self._down: tuple[float, str] | None = None
+        #: (monotonic time, log reference, wall-clock time) of the last failure to reach the CA;
+        #: None once reached
+        self._down: tuple[float, str, datetime] | None = None
+        #: the upstream directory's meta, stored for every instance
+        self.directory = UpstreamDirectory(settings, sessions, self)
 
     @property
     def directory_url(self) -> str:
@@ -191,12 +204,17 @@ class UpstreamAccount:
     def note_unreachable(self, exc: BaseException) -> str:
         """Record a transport failure; returns the reference of the log line with its text."""
         reference = logs.reference()
-        self._down = (time.monotonic(), reference)
+        self._down = (time.monotonic(), reference, utcnow())
         log.warning("upstream CA %s unreachable (reference %s): %s", self.directory_url, reference, exc)
         return reference
 
     def note_reachable(self) -> None:
         self._down = None
+
+    def down_at(self) -> datetime | None:
+        """When this process last failed to reach the CA (None: it answered since)."""
+        down = self._down
+        return down[2] if down is not None else None
 
     def unreachable(self) -> str | None:
         """The log reference of a recent failure to reach the CA, or None."""
@@ -243,6 +261,7 @@ class UpstreamAccount:
                     log.info("upstream account key imported from %s into the database (account %s)",
                              self.settings.data_dir / LEGACY_KEY_FILE, url or "not yet registered")
             key = _open(row, passphrase)
+            _retire_legacy_key(self.settings.data_dir / LEGACY_KEY_FILE, key)
             if passphrase is not None and not row.key_encrypted:
                 row.key_pem = _seal(key.key.private_bytes(serialization.Encoding.PEM,
                                                           serialization.PrivateFormat.PKCS8,
@@ -291,38 +310,13 @@ class UpstreamAccount:
     # -- what the upstream directory offers (profiles, ARI, CAA identities), for requests ----
 
     def meta(self) -> UpstreamMeta | None:
-        """The upstream directory as last fetched by ``refresh_meta`` (a periodic task): request
-        threads read this and never fetch."""
-        return self._meta
-
-    def refresh_meta_if_due(self, every: float = 600.0) -> None:
-        """A periodic task: fetch the directory when never fetched, or the CA was unreachable
-        (to notice it is back), else every ``every`` s."""
-        if self._meta is None or self._down is not None or time.monotonic() - self._meta_at >= every:
-            self.refresh_meta()
+        """The upstream directory as stored (jackdaw.upstream.directory): request threads read
+        this and never fetch."""
+        return self.directory.meta()
 
     def refresh_meta(self) -> UpstreamMeta | None:
-        self._meta_at = time.monotonic()
-        try:
-            doc = fetch_directory(self.settings)
-        except requests.ConnectionError as exc:  # refused, no route, DNS, TLS: the CA cannot be reached
-            self.note_unreachable(exc)
-            return self._meta
-        except (requests.RequestException, ValueError) as exc:
-            log.warning("upstream directory %s: %s", self.directory_url, exc)
-            return self._meta
-        self.note_reachable()
-        meta: dict[str, Any] = doc["meta"] if isinstance(doc.get("meta"), dict) else {}
-        profiles: dict[str, Any] = meta["profiles"] if isinstance(meta.get("profiles"), dict) else {}
-        self._meta = UpstreamMeta(
-            profiles={str(k): str(v) for k, v in profiles.items()},
-            caa_identities=tuple(str(c) for c in meta.get("caaIdentities") or () if isinstance(c, str)),
-            renewal_info=str(doc["renewalInfo"]) if isinstance(doc.get("renewalInfo"), str) else None,
-            eab_required=bool(meta.get("externalAccountRequired")))
-        if self._meta.eab_required and not self.settings.le_eab_kid:
-            log.error("the upstream CA %s requires an external account binding: set LE_EAB_KID and LE_EAB_HMAC_KEY",
-                      self.directory_url)
-        return self._meta
+        """Fetch the upstream directory now and store it (operator commands, a first use)."""
+        return self.directory.refresh()
 
     @contextmanager
     def _registration_lock(self) -> Iterator[None]:

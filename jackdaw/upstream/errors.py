@@ -37,6 +37,10 @@ UPSTREAM_MESSAGES = {
     "malformed": "the upstream CA found the relay's request malformed",
 }
 
+#: refusals whose own text the client is told as well: it is about the request (a profile the CA
+#: does not know), never about the relay's account
+QUOTED_CODES = frozenset({"invalidProfile"})
+QUOTED_CHARS = 300
 
 #: what a client is told while the relay cannot reach the CA at all (the transport error, which
 #: names internal hosts and ports, is in the log under the reference)
@@ -118,6 +122,9 @@ def problem_from_upstream(error: messages.Error, context: str, note: str = "") -
     log.warning("upstream CA %s (reference %s): %s: %s", context, reference, code,
                 error.detail or error.description or "")
     message = UPSTREAM_MESSAGES.get(code, f"the upstream CA answered {code}")
+    said = str(error.detail or "").strip()
+    if code in QUOTED_CODES and said:
+        message += f" (the CA said: {said[:QUOTED_CHARS]})"
     return cls(f"upstream CA {context}: {message}{note} (reference {reference}; "
                "the CA's full answer is in the relay's log)")
 

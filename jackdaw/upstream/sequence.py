@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import josepy as jose
 import requests
@@ -49,6 +50,7 @@ from jackdaw.upstream.errors import (
     UpstreamFailed,
     Verdict,
     authz_problem,
+    error_code,
     order_problem,
     problem_from_upstream,
     triage,
@@ -103,6 +105,14 @@ Outcome = Issued | Failed | AwaitingCSR
 CSRSource = Callable[[], x509.CertificateSigningRequest | None]
 
 
+def _from_the_ca(exc: requests.ConnectionError, upstream: UpstreamAccount) -> bool:
+    """Whether the request that got no answer went to LE_DIRECTORY's host. An upstream
+    order stored under an earlier LE_DIRECTORY (staging before production, a restored backup)
+    failing says nothing about today's CA: it must not refuse every newOrder meanwhile."""
+    url = getattr(exc.request, "url", None)
+    return not url or urlsplit(str(url)).netloc == urlsplit(upstream.directory_url).netloc
+
+
 @dataclass
 class Leg2:
     sessions: sessionmaker[Session]
@@ -134,7 +144,8 @@ class Leg2:
                 self._save(ctx, row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
                 raise RetryLater("upstream account unknown; registering again", 0) from exc
             if kind is Verdict.TRANSIENT:
-                if isinstance(exc, requests.ConnectionError):  # not a slow answer: no answer at all
+                if isinstance(exc, requests.ConnectionError) and _from_the_ca(exc, self.upstream):
+                    # not a slow answer: no answer at all, from the CA itself
                     reference = self.upstream.note_unreachable(exc)
                     # nothing upstream yet, and the CA keeps not answering: the client hears it now,
                     # not after its own patience ran out
@@ -388,8 +399,20 @@ class Leg2:
                     retry = retry_time(detail)
                     self.budget.rate_limited(s, row.names, detail, retry)
         note = f"; paused for {', '.join(paused)} until the relay's operator unpauses it" if paused else ""
+        note += self._withdrawn_note(row, error)
         note += f"; retry after {retry:%Y-%m-%d %H:%M:%S} UTC" if retry else ""
         return self._fail(ctx, row, problem_from_upstream(error, "refused the order", note), retry)
+
+    def _withdrawn_note(self, row: UpstreamOrder, error: messages.Error) -> str:
+        """Why the relay took an order for a profile the CA refuses: it stopped listing it."""
+        if error_code(error) != "invalidProfile" or row.profile is None:
+            return ""
+        meta = self.upstream.meta()
+        withdrawn = meta.withdrawn.get(row.profile) if meta is not None else None
+        if withdrawn is None:
+            return ""
+        return (f"; the upstream CA stopped listing profile {row.profile} at {withdrawn[0]:%Y-%m-%d %H:%M:%S} UTC and "
+                f"the relay offers it until {withdrawn[1]:%Y-%m-%d %H:%M:%S} UTC in case it comes back")
 
     def _fail(self, ctx: JobContext, row: UpstreamOrder, problem: problems.AcmeProblem,
               retry: datetime | None = None) -> Failed:

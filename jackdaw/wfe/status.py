@@ -39,6 +39,7 @@ bp.add_app_template_filter(render.when, "when")
 bp.add_app_template_filter(render.problem, "problem")
 bp.add_app_template_filter(human, "duration")
 bp.add_app_template_filter(render.tokens, "tokens")
+bp.add_app_template_filter(render.meta_age, "meta_age")
 
 
 def bearer_token_matches(header: str, token: str | None) -> bool:

@@ -414,7 +414,7 @@ def test_check_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatc
     assert lines["upstream_ca_bundle"] == "(unset)"
     assert lines["RFC2136_NAMESERVER"] == "192.0.2.53:5353"
     assert lines["RFC2136_TSIG_ALGORITHM"] == "hmac-sha256"
-    assert lines["RFC2136_TSIG_SECRET"] == TSIG_SECRET[:2] + "…"
+    assert lines["RFC2136_TSIG_SECRET"] == TSIG_SECRET[:2] + "…  (from env)"
     assert lines["RFC2136_TSIG_KEY"] == "ja…"  # a *KEY* name counts as secret
     assert lines["RFC2136_TTL"] == "(unset)"  # read by the provider, left at its default
     assert lines["RFC2136_UNUSED_EXTRA"] == "visible-value"
@@ -424,8 +424,9 @@ def test_check_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatc
     data = json.loads(out)
     assert TSIG_SECRET not in out and "hunter2-db-pass" not in out
     env = {e["key"]: e for e in data["provider_env"]}
-    assert env["RFC2136_TSIG_SECRET"]["masked"] is True
-    assert env["RFC2136_NAMESERVER"] == {"key": "RFC2136_NAMESERVER", "value": "192.0.2.53:5353", "masked": False}
+    assert env["RFC2136_TSIG_SECRET"]["masked"] is True and env["RFC2136_TSIG_SECRET"]["source"] == "env"
+    assert env["RFC2136_NAMESERVER"] == {"key": "RFC2136_NAMESERVER", "value": "192.0.2.53:5353", "masked": False,
+                                         "source": None}
 
     rc, out, _ = run(capsys, "check")
     assert rc == 0 and "RFC2136" not in out  # without --show: the one-line verdict only

@@ -80,6 +80,7 @@ def test_a_key_from_data_dir_is_imported_once_and_keeps_its_account(
     key = first.key()
     [row] = rows(first)
     assert row.account_url == "https://recorded/acct/7"
+    assert not (old / LEGACY_KEY_FILE).exists()  # the plain-text copy goes once the database holds the key
 
     other = tmp_path / "other-host"  # a second instance with another key on disk: ignored
     other.mkdir()
@@ -87,6 +88,7 @@ def test_a_key_from_data_dir_is_imported_once_and_keeps_its_account(
     second = instance(database_url, other, pebble)
     assert second.key().thumbprint() == key.thumbprint()
     assert len(rows(second)) == 1
+    assert (other / LEGACY_KEY_FILE).exists()  # not the account's key: not ours to delete
 
     # a registration with the imported key at the CA finds the account the key is registered for
     first.forget()
@@ -125,3 +127,45 @@ def test_passphrase_settings_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not both"):
         Settings.parse({**base, "UPSTREAM_KEY_PASSPHRASE": "x", "UPSTREAM_KEY_PASSPHRASE_FILE": "/etc/hostname"})
     assert "pass" not in repr(Settings.parse({**base, "UPSTREAM_KEY_PASSPHRASE": "pass"}))
+
+
+def test_an_imported_key_file_that_cannot_be_removed_is_renamed_0600(
+        database_url: str, tmp_path: Path, pebble: Pebble, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Removal refused (a read-only file system, an immutable file): renamed, 0600, and said."""
+    old = tmp_path / "old-host"
+    old.mkdir()
+    key_file = old / LEGACY_KEY_FILE
+    key_file.write_bytes(new_key_pem())
+    key_file.chmod(0o644)
+    real_unlink = Path.unlink
+
+    def refuse(path: Path, missing_ok: bool = False) -> None:
+        if path == key_file:
+            raise PermissionError(1, "Operation not permitted")
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with caplog.at_level(logging.WARNING, logger="jackdaw.upstream.account"):
+        account = instance(database_url, old, pebble, UPSTREAM_KEY_PASSPHRASE="a passphrase")
+        key = account.key()
+    retired = old / (LEGACY_KEY_FILE + ".imported")
+    assert not key_file.exists() and retired.exists()
+    assert oct(retired.stat().st_mode & 0o777) == oct(0o600)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not remove {key_file} (Operation not permitted), the upstream account key now held in the "
+        f"database: it is {retired}, mode 0600; delete it by hand"]
+    assert rows(account)[0].key_encrypted and key.thumbprint() == instance(
+        database_url, tmp_path / "x", pebble, UPSTREAM_KEY_PASSPHRASE="a passphrase").key().thumbprint()
+
+
+def test_a_key_file_left_by_an_earlier_import_is_removed(database_url: str, tmp_path: Path, pebble: Pebble) -> None:
+    """Imported by a version that kept the file: the next start finds the same key and removes it."""
+    first = instance(database_url, tmp_path / "a", pebble)
+    stored = first.key()
+    (tmp_path / "b").mkdir()
+    with first.sessions() as s:
+        pem = s.scalars(select(AccountRow.key_pem)).one()
+    (tmp_path / "b" / LEGACY_KEY_FILE).write_text(pem)
+    assert instance(database_url, tmp_path / "b", pebble).key().thumbprint() == stored.thumbprint()
+    assert not (tmp_path / "b" / LEGACY_KEY_FILE).exists()

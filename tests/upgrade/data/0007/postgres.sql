@@ -1,0 +1,792 @@
+--
+-- PostgreSQL database dump
+--
+
+\restrict CsdE3PcLVUNUg0o2ahlfzsaBkLvmJ01bbS584RbRSq54xYCH53iRwBxIdbpcPjj
+
+-- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
+-- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: accounts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.accounts (
+    id character varying(32) NOT NULL,
+    thumbprint character varying(64) NOT NULL,
+    jwk json NOT NULL,
+    status character varying(16) NOT NULL,
+    contact json NOT NULL,
+    created timestamp with time zone NOT NULL,
+    eab_kid character varying(64)
+);
+
+
+--
+-- Name: alembic_version; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.alembic_version (
+    version_num character varying(32) NOT NULL
+);
+
+
+--
+-- Name: authzs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.authzs (
+    id character varying(32) NOT NULL,
+    order_id character varying(32) NOT NULL,
+    "position" integer NOT NULL,
+    identifier character varying(255) NOT NULL,
+    status character varying(16) NOT NULL,
+    expires timestamp with time zone NOT NULL,
+    wildcard boolean DEFAULT false NOT NULL
+);
+
+
+--
+-- Name: budget_buckets; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.budget_buckets (
+    "limit" character varying(32) NOT NULL,
+    key character varying(255) NOT NULL,
+    tokens double precision NOT NULL,
+    updated timestamp with time zone NOT NULL,
+    label character varying(255)
+);
+
+
+--
+-- Name: certificates; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.certificates (
+    id character varying(32) NOT NULL,
+    order_id character varying(32) NOT NULL,
+    serial character varying(64) NOT NULL,
+    chain_pem text NOT NULL,
+    not_after timestamp with time zone NOT NULL,
+    created timestamp with time zone NOT NULL,
+    revoked timestamp with time zone,
+    revocation_reason integer,
+    upstream_revoked timestamp with time zone
+);
+
+
+--
+-- Name: challenges; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.challenges (
+    id character varying(32) NOT NULL,
+    authz_id character varying(32) NOT NULL,
+    type character varying(16) NOT NULL,
+    token character varying(64) NOT NULL,
+    status character varying(16) NOT NULL,
+    validated timestamp with time zone,
+    error json,
+    validation_records json NOT NULL,
+    tries integer DEFAULT 0 NOT NULL
+);
+
+
+--
+-- Name: dns_records; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.dns_records (
+    id integer NOT NULL,
+    order_id character varying(32) NOT NULL,
+    zone character varying(255) NOT NULL,
+    fqdn character varying(255) NOT NULL,
+    value character varying(255) NOT NULL,
+    created timestamp with time zone NOT NULL,
+    state character varying(16) NOT NULL,
+    owner_kind character varying(32) DEFAULT 'order'::character varying NOT NULL,
+    run character varying(32),
+    written timestamp with time zone,
+    served timestamp with time zone,
+    attempts integer DEFAULT 0 NOT NULL,
+    error text
+);
+
+
+--
+-- Name: dns_records_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.dns_records_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: dns_records_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.dns_records_id_seq OWNED BY public.dns_records.id;
+
+
+--
+-- Name: eab_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.eab_keys (
+    kid character varying(64) NOT NULL,
+    name character varying(64) NOT NULL,
+    hmac_key character varying(128) NOT NULL,
+    allow json NOT NULL,
+    wildcards boolean NOT NULL,
+    sources json NOT NULL,
+    requester_in_dns boolean NOT NULL,
+    orders_per_hour integer,
+    created timestamp with time zone NOT NULL,
+    revoked timestamp with time zone
+);
+
+
+--
+-- Name: jobs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.jobs (
+    id integer NOT NULL,
+    kind character varying(32) NOT NULL,
+    subject_id character varying(255) NOT NULL,
+    run_at timestamp with time zone NOT NULL,
+    lease_until timestamp with time zone,
+    attempts integer NOT NULL,
+    generation integer NOT NULL,
+    last_error text,
+    created timestamp with time zone NOT NULL,
+    owner character varying(32)
+);
+
+
+--
+-- Name: jobs_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.jobs_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: jobs_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.jobs_id_seq OWNED BY public.jobs.id;
+
+
+--
+-- Name: nonces; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.nonces (
+    value character varying(64) NOT NULL,
+    expires timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: orders; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.orders (
+    id character varying(32) NOT NULL,
+    account_id character varying(32) NOT NULL,
+    status character varying(16) NOT NULL,
+    expires timestamp with time zone NOT NULL,
+    identifiers json NOT NULL,
+    not_before timestamp with time zone,
+    not_after timestamp with time zone,
+    error json,
+    csr bytea,
+    created timestamp with time zone NOT NULL,
+    updated timestamp with time zone NOT NULL,
+    requester character varying(64),
+    budget character varying(16)
+);
+
+
+--
+-- Name: upstream_accounts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_accounts (
+    directory_url character varying(1000) NOT NULL,
+    key_pem text NOT NULL,
+    key_encrypted boolean NOT NULL,
+    account_url text,
+    created timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: upstream_orders; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_orders (
+    id integer NOT NULL,
+    owner_kind character varying(32) NOT NULL,
+    owner_id character varying(64) NOT NULL,
+    names json NOT NULL,
+    profile character varying(64),
+    replaces character varying(255),
+    url text,
+    stage character varying(16) NOT NULL,
+    status character varying(16),
+    challenges json NOT NULL,
+    error json,
+    stage_since timestamp with time zone NOT NULL,
+    created timestamp with time zone NOT NULL,
+    updated timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: upstream_orders_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.upstream_orders_id_seq
+    AS integer
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: upstream_orders_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.upstream_orders_id_seq OWNED BY public.upstream_orders.id;
+
+
+--
+-- Name: upstream_pauses; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.upstream_pauses (
+    name character varying(255) NOT NULL,
+    unpause_url text,
+    since timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: dns_records id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dns_records ALTER COLUMN id SET DEFAULT nextval('public.dns_records_id_seq'::regclass);
+
+
+--
+-- Name: jobs id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.jobs ALTER COLUMN id SET DEFAULT nextval('public.jobs_id_seq'::regclass);
+
+
+--
+-- Name: upstream_orders id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_orders ALTER COLUMN id SET DEFAULT nextval('public.upstream_orders_id_seq'::regclass);
+
+
+--
+-- Data for Name: accounts; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.accounts (id, thumbprint, jwk, status, contact, created, eab_kid) FROM stdin;
+frozenclient00000000	vgvlFq8n6NAnPinqJ_WqPB6fbHbkyw5rQSYTGbW9OiU	{"x": "NKUfOHTTe3_Ytkmv43MUE5tEr7qxCWXb0vx9ATCqjl0", "y": "eprkfLn7TQ_gp9kJF7u_lp7QzmFibaHk_GL3IsMBOpY", "crv": "P-256", "kty": "EC"}	valid	["mailto:ops@example.test"]	2026-11-08 01:56:11+00	\N
+teamaccount0000000000	P_50fOsSjHHuutn4B6dI3s3w21BFtDnXJRFSc2syAig	{"x": "gkskD9pjQIV-i57wCzKdivcycbKuyzSLbBp2DxLEPUw", "y": "6QdOJadSMo_Ap20PbUhoz-ih9DLYO2mJgDz4kGHQX4Q", "crv": "P-256", "kty": "EC"}	valid	[]	2026-11-08 01:56:11+00	team-kid
+goneaccount00000000000	PoP5Dk3uX8ehGJ_-PcduwvSTHZoHgZKGnI2bnfsvhfA	{"x": "qKkZ2-WcdEYD9SA37Cbm88-Aif_bg3Rcx69hkx61_tA", "y": "DDl1x4QV7RGfC52DXbMLGiy3nXX9p-vyzL74wkP1bpw", "crv": "P-256", "kty": "EC"}	deactivated	[]	2026-11-08 01:56:11+00	\N
+\.
+
+
+--
+-- Data for Name: alembic_version; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.alembic_version (version_num) FROM stdin;
+0007
+\.
+
+
+--
+-- Data for Name: authzs; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.authzs (id, order_id, "position", identifier, status, expires, wildcard) FROM stdin;
+pendingorderauthz0	pendingorder000000000	0	pending.example.test	pending	2026-12-15 01:56:11+00	f
+readyorder00authz0	readyorder0000000000	0	ready.example.test	valid	2026-12-15 01:56:11+00	f
+processingorauthz0	processingorder00000	0	upgrade.example.test	valid	2026-12-15 01:56:11+00	f
+processingorauthz1	processingorder00000	1	www.upgrade.example.test	valid	2026-12-15 01:56:11+00	f
+invalidorderauthz0	invalidorder00000000	0	team.example.test	invalid	2026-12-15 01:56:11+00	t
+firstorder00authz0	firstorder0000000000	0	upgrade.example.test	valid	2026-12-15 01:56:11+00	f
+firstorder00authz1	firstorder0000000000	1	www.upgrade.example.test	valid	2026-12-15 01:56:11+00	f
+secondorder0authz0	secondorder000000000	0	upgrade.example.test	valid	2026-12-15 01:56:11+00	f
+secondorder0authz1	secondorder000000000	1	www.upgrade.example.test	valid	2026-12-15 01:56:11+00	f
+revokedorderauthz0	revokedorder00000000	0	revoked.example.test	valid	2026-12-15 01:56:11+00	f
+\.
+
+
+--
+-- Data for Name: budget_buckets; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.budget_buckets ("limit", key, tokens, updated, label) FROM stdin;
+orders_per_account	https://acme.example.test/acct/1	299.5	2026-12-08 01:56:11+00	\N
+certs_per_domain	example.test	48	2026-12-08 01:56:11+00	example.test
+\.
+
+
+--
+-- Data for Name: certificates; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.certificates (id, order_id, serial, chain_pem, not_after, created, revoked, revocation_reason, upstream_revoked) FROM stdin;
+firstcert00000000000	firstorder0000000000	7647e02512124de94ebda33ba3b0b37420cb5202	-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIUdkfgJRISTelOvaM7o7CzdCDLUgIwCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXSmFja2RhdyB1cGdyYWRlIHRlc3QgQ0EwHhcNMjYwOTE5MDE1\nNjExWhcNMjYxMjE4MDE1NjExWjAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\ntspeT7LRR/KkRwVgyq9menGkluVjnqRW7+6SXATORvxipbdTZd9JGs1u4q9X/lqG\nNDBuRfq95pWt3vZmF/zraqNhMF8wPAYDVR0RAQH/BDIwMIIUdXBncmFkZS5leGFt\ncGxlLnRlc3SCGHd3dy51cGdyYWRlLmV4YW1wbGUudGVzdDAfBgNVHSMEGDAWgBTR\nbRLix2oTULfoCyI7ofNwQgmdATAKBggqhkjOPQQDAgNIADBFAiEAvBdnw8wjVo0L\nx50wXQinkCiowr9P3quGMtQn82h+fTICIAyVeAczyAa5udUGXUSzWEBtNyhfBsdK\nKyHh33LN2npF\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBeDCCAR6gAwIBAgIUC1VtLCguWDRoN8ZTfp/1XvUeDSkwCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXSmFja2RhdyB1cGdyYWRlIHRlc3QgQ0EwHhcNMjUxMTAzMDE1\nNjExWhcNMzYxMjA1MDE1NjExWjAiMSAwHgYDVQQDDBdKYWNrZGF3IHVwZ3JhZGUg\ndGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBxP6/WiP+wY1ptJuMPw\nrLVDCOyrqAUXNiEiHJraHR8SK07NYlOqd8iukgHRPwC4e1PY03lI5g1oAkKeTP3V\ncSKjMjAwMA8GA1UdEwEB/wQFMAMBAf8wHQYDVR0OBBYEFNFtEuLHahNQt+gLIjuh\n83BCCZ0BMAoGCCqGSM49BAMCA0gAMEUCIFF8s3p05rsMNcfLtcTHocli7ON6QvbP\n3YZJpkMsDPAsAiEAst3STc1+73rj+b1DW05ibx6UXxqXUbHt/tBcYlvWnNI=\n-----END CERTIFICATE-----\n	2026-12-18 01:56:11+00	2026-11-08 01:56:11+00	\N	\N	\N
+secondcert0000000000	secondorder000000000	1446c30283c1e346c4bb01565ee1bdcde5e7b83	-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIUAURsMCg8HjRsS7AVZe4b3N5ee4MwCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXSmFja2RhdyB1cGdyYWRlIHRlc3QgQ0EwHhcNMjYxMjA3MDE1\nNjExWhcNMjcwMzA3MDE1NjExWjAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\nOGqgt33RsrPZf4JRibaSYtKZ563qRpmL/nn/WlgYLsNJ2/9QwX90R6k/Gxun+DGS\nPcC0HUMeX3/HY2pNufgzraNhMF8wPAYDVR0RAQH/BDIwMIIUdXBncmFkZS5leGFt\ncGxlLnRlc3SCGHd3dy51cGdyYWRlLmV4YW1wbGUudGVzdDAfBgNVHSMEGDAWgBTR\nbRLix2oTULfoCyI7ofNwQgmdATAKBggqhkjOPQQDAgNIADBFAiEA1+j/Pq2NRft+\nDHY1Rx2ZjnZVsvr2Wb7fAx/4r8yCcFgCIDaBtGU1IJZhdNRR2td5DbXpbmOIrq7i\nb9AhQxz9qC8s\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBeDCCAR6gAwIBAgIUC1VtLCguWDRoN8ZTfp/1XvUeDSkwCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXSmFja2RhdyB1cGdyYWRlIHRlc3QgQ0EwHhcNMjUxMTAzMDE1\nNjExWhcNMzYxMjA1MDE1NjExWjAiMSAwHgYDVQQDDBdKYWNrZGF3IHVwZ3JhZGUg\ndGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBxP6/WiP+wY1ptJuMPw\nrLVDCOyrqAUXNiEiHJraHR8SK07NYlOqd8iukgHRPwC4e1PY03lI5g1oAkKeTP3V\ncSKjMjAwMA8GA1UdEwEB/wQFMAMBAf8wHQYDVR0OBBYEFNFtEuLHahNQt+gLIjuh\n83BCCZ0BMAoGCCqGSM49BAMCA0gAMEUCIFF8s3p05rsMNcfLtcTHocli7ON6QvbP\n3YZJpkMsDPAsAiEAst3STc1+73rj+b1DW05ibx6UXxqXUbHt/tBcYlvWnNI=\n-----END CERTIFICATE-----\n	2027-03-07 01:56:11+00	2026-12-08 01:56:11+00	\N	\N	\N
+revokedcert000000000	revokedorder00000000	2c3486ee5ba250007015d323dcab7d313dbd851b	-----BEGIN CERTIFICATE-----\nMIIBazCCARGgAwIBAgIULDSG7luiUABwFdMj3Kt9MT29hRswCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXSmFja2RhdyB1cGdyYWRlIHRlc3QgQ0EwHhcNMjYxMTI4MDE1\nNjExWhcNMjcwMjI2MDE1NjExWjAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\nbDXCkXEBd0O3R2EWVx44n2fBtZuo4B5UqQ/BZZgsdQbQRGzzvof3X7J+tRN4Azt9\nwKrRudM/jxTp4uBKHVIVsaNHMEUwIgYDVR0RAQH/BBgwFoIUcmV2b2tlZC5leGFt\ncGxlLnRlc3QwHwYDVR0jBBgwFoAU0W0S4sdqE1C36AsiO6HzcEIJnQEwCgYIKoZI\nzj0EAwIDSAAwRQIgRwOi6pNkT0wQDkMusYcbazFmdvLsqFOALwAr2jVg9wACIQDx\nIPTvPzMRkGYIU8Iv/eFu3mMZZk8vme6BjHHM3r/2ZQ==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBeDCCAR6gAwIBAgIUC1VtLCguWDRoN8ZTfp/1XvUeDSkwCgYIKoZIzj0EAwIw\nIjEgMB4GA1UEAwwXSmFja2RhdyB1cGdyYWRlIHRlc3QgQ0EwHhcNMjUxMTAzMDE1\nNjExWhcNMzYxMjA1MDE1NjExWjAiMSAwHgYDVQQDDBdKYWNrZGF3IHVwZ3JhZGUg\ndGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABBxP6/WiP+wY1ptJuMPw\nrLVDCOyrqAUXNiEiHJraHR8SK07NYlOqd8iukgHRPwC4e1PY03lI5g1oAkKeTP3V\ncSKjMjAwMA8GA1UdEwEB/wQFMAMBAf8wHQYDVR0OBBYEFNFtEuLHahNQt+gLIjuh\n83BCCZ0BMAoGCCqGSM49BAMCA0gAMEUCIFF8s3p05rsMNcfLtcTHocli7ON6QvbP\n3YZJpkMsDPAsAiEAst3STc1+73rj+b1DW05ibx6UXxqXUbHt/tBcYlvWnNI=\n-----END CERTIFICATE-----\n	2027-02-26 01:56:11+00	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	4	2026-12-08 01:56:11+00
+\.
+
+
+--
+-- Data for Name: challenges; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.challenges (id, authz_id, type, token, status, validated, error, validation_records, tries) FROM stdin;
+pendingorderchall0	pendingorderauthz0	http-01	token-pendingorder-0	pending	\N	null	[]	0
+readyorder00chall0	readyorder00authz0	http-01	token-readyorder00-0	valid	2026-12-08 01:56:11+00	null	[{"url": "http://ready.example.test/.well-known/acme-challenge/t", "hostname": "ready.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+processingorchall0	processingorauthz0	http-01	token-processingor-0	valid	2026-12-08 01:56:11+00	null	[{"url": "http://upgrade.example.test/.well-known/acme-challenge/t", "hostname": "upgrade.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+processingorchall1	processingorauthz1	http-01	token-processingor-1	valid	2026-12-08 01:56:11+00	null	[{"url": "http://www.upgrade.example.test/.well-known/acme-challenge/t", "hostname": "www.upgrade.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+invalidorderchall0	invalidorderauthz0	http-01	token-invalidorder-0	invalid	\N	{"type": "urn:ietf:params:acme:error:incorrectResponse", "detail": "not the key authorization", "status": 403}	[{"url": "http://*.team.example.test/.well-known/acme-challenge/t", "hostname": "*.team.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+firstorder00chall0	firstorder00authz0	http-01	token-firstorder00-0	valid	2026-12-08 01:56:11+00	null	[{"url": "http://upgrade.example.test/.well-known/acme-challenge/t", "hostname": "upgrade.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+firstorder00chall1	firstorder00authz1	http-01	token-firstorder00-1	valid	2026-12-08 01:56:11+00	null	[{"url": "http://www.upgrade.example.test/.well-known/acme-challenge/t", "hostname": "www.upgrade.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+secondorder0chall0	secondorder0authz0	http-01	token-secondorder0-0	valid	2026-12-08 01:56:11+00	null	[{"url": "http://upgrade.example.test/.well-known/acme-challenge/t", "hostname": "upgrade.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+secondorder0chall1	secondorder0authz1	http-01	token-secondorder0-1	valid	2026-12-08 01:56:11+00	null	[{"url": "http://www.upgrade.example.test/.well-known/acme-challenge/t", "hostname": "www.upgrade.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+revokedorderchall0	revokedorderauthz0	http-01	token-revokedorder-0	valid	2026-12-08 01:56:11+00	null	[{"url": "http://revoked.example.test/.well-known/acme-challenge/t", "hostname": "revoked.example.test", "port": "80", "addressesResolved": ["127.0.0.1"], "addressUsed": "127.0.0.1"}]	1
+\.
+
+
+--
+-- Data for Name: dns_records; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.dns_records (id, order_id, zone, fqdn, value, created, state, owner_kind, run, written, served, attempts, error) FROM stdin;
+1	processingorder00000	example.test	_acme-challenge.upgrade.example.test	dGhlLXR4dC12YWx1ZS1vZi10aGUtZnJvemVuLXNldA	2026-12-08 01:56:13.809033+00	served	order	run0	2026-12-08 01:56:11+00	2026-12-08 01:56:11+00	0	\N
+\.
+
+
+--
+-- Data for Name: eab_keys; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.eab_keys (kid, name, hmac_key, allow, wildcards, sources, requester_in_dns, orders_per_hour, created, revoked) FROM stdin;
+team-kid	team	ZnJvemVuLWVhYi1obWFjLWtleS1vZi0zMi1ieXRlcyE	["*.team.example.test"]	t	["10.0.0.0/8"]	f	30	2026-11-08 01:56:11+00	\N
+old-kid	old	ZnJvemVuLWVhYi1obWFjLWtleS1vZi0zMi1ieXRlcyE	["old.example.test"]	f	[]	t	\N	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00
+\.
+
+
+--
+-- Data for Name: jobs; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.jobs (id, kind, subject_id, run_at, lease_until, attempts, generation, last_error, created, owner) FROM stdin;
+1	order	processingorder00000	2026-12-15 01:56:11+00	\N	2	3	upstream: connection refused	2026-11-08 01:56:11+00	\N
+2	validate	pendingorderchall0	2026-12-15 01:56:11+00	\N	0	0	\N	2026-12-08 01:56:11+00	\N
+\.
+
+
+--
+-- Data for Name: nonces; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.nonces (value, expires) FROM stdin;
+frozen-nonce-fresh	2026-12-15 01:56:11+00
+frozen-nonce-stale	2026-11-08 01:56:11+00
+\.
+
+
+--
+-- Data for Name: orders; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.orders (id, account_id, status, expires, identifiers, not_before, not_after, error, csr, created, updated, requester, budget) FROM stdin;
+pendingorder000000000	frozenclient00000000	pending	2026-12-15 01:56:11+00	["pending.example.test"]	\N	\N	\N	\N	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	\N	\N
+readyorder0000000000	frozenclient00000000	ready	2026-12-15 01:56:11+00	["ready.example.test"]	\N	\N	\N	\N	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	10.1.2.3	\N
+processingorder00000	frozenclient00000000	processing	2026-12-15 01:56:11+00	["upgrade.example.test", "www.upgrade.example.test"]	\N	\N	\N	\\x308201063081ae02010030003059301306072a8648ce3d020106082a8648ce3d0301070342000419881f4d8426aeb67ea66d76843c58e7d5eab4e153e4dd489471b46ce10560bfa996dc0b4a8b2e8b7dbe62686bb72af8e979be8a71597a31f059903346fb64ada04c304a06092a864886f70d01090e313d303b30390603551d11043230308214757067726164652e6578616d706c652e7465737482187777772e757067726164652e6578616d706c652e74657374300a06082a8648ce3d0403020347003044022018cabfe892cb77ddd7f54835e82249372cf64957dc52deb577f11e3e5044eea902201ecbbd61c1038bf8a6ab88097006448fc97785e9f9f8903b556daa2f9cda35a5	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	\N	reserved
+invalidorder00000000	teamaccount0000000000	invalid	2026-12-15 01:56:11+00	["*.team.example.test"]	\N	\N	{"type": "urn:ietf:params:acme:error:incorrectResponse", "detail": "wrong", "status": 403}	\N	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	\N	\N
+firstorder0000000000	frozenclient00000000	valid	2026-12-15 01:56:11+00	["upgrade.example.test", "www.upgrade.example.test"]	\N	\N	\N	\\x308201063081ae02010030003059301306072a8648ce3d020106082a8648ce3d0301070342000419881f4d8426aeb67ea66d76843c58e7d5eab4e153e4dd489471b46ce10560bfa996dc0b4a8b2e8b7dbe62686bb72af8e979be8a71597a31f059903346fb64ada04c304a06092a864886f70d01090e313d303b30390603551d11043230308214757067726164652e6578616d706c652e7465737482187777772e757067726164652e6578616d706c652e74657374300a06082a8648ce3d0403020347003044022018cabfe892cb77ddd7f54835e82249372cf64957dc52deb577f11e3e5044eea902201ecbbd61c1038bf8a6ab88097006448fc97785e9f9f8903b556daa2f9cda35a5	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	\N	settled
+secondorder000000000	frozenclient00000000	valid	2026-12-15 01:56:11+00	["upgrade.example.test", "www.upgrade.example.test"]	\N	\N	\N	\\x308201063081ae02010030003059301306072a8648ce3d020106082a8648ce3d0301070342000419881f4d8426aeb67ea66d76843c58e7d5eab4e153e4dd489471b46ce10560bfa996dc0b4a8b2e8b7dbe62686bb72af8e979be8a71597a31f059903346fb64ada04c304a06092a864886f70d01090e313d303b30390603551d11043230308214757067726164652e6578616d706c652e7465737482187777772e757067726164652e6578616d706c652e74657374300a06082a8648ce3d0403020347003044022018cabfe892cb77ddd7f54835e82249372cf64957dc52deb577f11e3e5044eea902201ecbbd61c1038bf8a6ab88097006448fc97785e9f9f8903b556daa2f9cda35a5	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	\N	settled
+revokedorder00000000	frozenclient00000000	valid	2026-12-15 01:56:11+00	["revoked.example.test"]	\N	\N	\N	\\x308201063081ae02010030003059301306072a8648ce3d020106082a8648ce3d0301070342000419881f4d8426aeb67ea66d76843c58e7d5eab4e153e4dd489471b46ce10560bfa996dc0b4a8b2e8b7dbe62686bb72af8e979be8a71597a31f059903346fb64ada04c304a06092a864886f70d01090e313d303b30390603551d11043230308214757067726164652e6578616d706c652e7465737482187777772e757067726164652e6578616d706c652e74657374300a06082a8648ce3d0403020347003044022018cabfe892cb77ddd7f54835e82249372cf64957dc52deb577f11e3e5044eea902201ecbbd61c1038bf8a6ab88097006448fc97785e9f9f8903b556daa2f9cda35a5	2026-11-08 01:56:11+00	2026-12-08 01:56:11+00	\N	\N
+\.
+
+
+--
+-- Data for Name: upstream_accounts; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.upstream_accounts (directory_url, key_pem, key_encrypted, account_url, created) FROM stdin;
+https://acme.example.test/directory	-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgofiv/pVrVZi2NEdp\nhAZHNagJZQpr/BII4ryrHTkQRmShRANCAAQ9FK/qbDijkJ3DJBImrLdLKInt7cel\n0+hyt2+J546yigdqaizkNWPVbuRDDiQ4hAX1MAEbhrq7AWd/9I0BPluI\n-----END PRIVATE KEY-----\n	f	https://acme.example.test/acct/1	2026-11-08 01:56:11+00
+\.
+
+
+--
+-- Data for Name: upstream_orders; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.upstream_orders (id, owner_kind, owner_id, names, profile, replaces, url, stage, status, challenges, error, stage_since, created, updated) FROM stdin;
+1	order	processingorder00000	["upgrade.example.test", "www.upgrade.example.test"]	\N	\N	https://acme.example.test/order/2	authorize	pending	[{"authz": "https://acme.example.test/authz/1", "url": "https://acme.example.test/chall/1"}]	\N	2026-12-08 01:56:11+00	2026-12-08 01:56:11+00	2026-12-08 01:56:11+00
+2	order	secondorder000000000	["upgrade.example.test", "www.upgrade.example.test"]	default	0W0S4sdqE1C36AsiO6HzcEIJnQE.dkfgJRISTelOvaM7o7CzdCDLUgI	https://acme.example.test/order/3	done	valid	[]	\N	2026-12-08 01:56:11+00	2026-12-08 01:56:11+00	2026-12-08 01:56:11+00
+\.
+
+
+--
+-- Data for Name: upstream_pauses; Type: TABLE DATA; Schema: public; Owner: -
+--
+
+COPY public.upstream_pauses (name, unpause_url, since) FROM stdin;
+paused.example.test	https://acme.example.test/unpause	2026-12-08 01:56:11+00
+\.
+
+
+--
+-- Name: dns_records_id_seq; Type: SEQUENCE SET; Schema: public; Owner: -
+--
+
+SELECT pg_catalog.setval('public.dns_records_id_seq', 1, true);
+
+
+--
+-- Name: jobs_id_seq; Type: SEQUENCE SET; Schema: public; Owner: -
+--
+
+SELECT pg_catalog.setval('public.jobs_id_seq', 2, true);
+
+
+--
+-- Name: upstream_orders_id_seq; Type: SEQUENCE SET; Schema: public; Owner: -
+--
+
+SELECT pg_catalog.setval('public.upstream_orders_id_seq', 2, true);
+
+
+--
+-- Name: accounts accounts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.accounts
+    ADD CONSTRAINT accounts_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: accounts accounts_thumbprint_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.accounts
+    ADD CONSTRAINT accounts_thumbprint_key UNIQUE (thumbprint);
+
+
+--
+-- Name: alembic_version alembic_version_pkc; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.alembic_version
+    ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
+
+
+--
+-- Name: authzs authzs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.authzs
+    ADD CONSTRAINT authzs_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: budget_buckets budget_buckets_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.budget_buckets
+    ADD CONSTRAINT budget_buckets_pkey PRIMARY KEY ("limit", key);
+
+
+--
+-- Name: certificates certificates_order_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.certificates
+    ADD CONSTRAINT certificates_order_id_key UNIQUE (order_id);
+
+
+--
+-- Name: certificates certificates_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.certificates
+    ADD CONSTRAINT certificates_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: challenges challenges_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.challenges
+    ADD CONSTRAINT challenges_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: dns_records dns_records_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.dns_records
+    ADD CONSTRAINT dns_records_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: eab_keys eab_keys_name_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.eab_keys
+    ADD CONSTRAINT eab_keys_name_key UNIQUE (name);
+
+
+--
+-- Name: eab_keys eab_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.eab_keys
+    ADD CONSTRAINT eab_keys_pkey PRIMARY KEY (kid);
+
+
+--
+-- Name: jobs jobs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.jobs
+    ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: nonces nonces_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.nonces
+    ADD CONSTRAINT nonces_pkey PRIMARY KEY (value);
+
+
+--
+-- Name: orders orders_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: upstream_accounts upstream_accounts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_accounts
+    ADD CONSTRAINT upstream_accounts_pkey PRIMARY KEY (directory_url);
+
+
+--
+-- Name: upstream_orders upstream_orders_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_orders
+    ADD CONSTRAINT upstream_orders_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: upstream_pauses upstream_pauses_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.upstream_pauses
+    ADD CONSTRAINT upstream_pauses_pkey PRIMARY KEY (name);
+
+
+--
+-- Name: ix_accounts_eab_kid; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_accounts_eab_kid ON public.accounts USING btree (eab_kid);
+
+
+--
+-- Name: ix_authzs_order_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_authzs_order_id ON public.authzs USING btree (order_id);
+
+
+--
+-- Name: ix_authzs_status; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_authzs_status ON public.authzs USING btree (status);
+
+
+--
+-- Name: ix_certificates_serial; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_certificates_serial ON public.certificates USING btree (serial);
+
+
+--
+-- Name: ix_challenges_authz_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_challenges_authz_id ON public.challenges USING btree (authz_id);
+
+
+--
+-- Name: ix_dns_records_order_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_dns_records_order_id ON public.dns_records USING btree (order_id);
+
+
+--
+-- Name: ix_dns_records_zone_state; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_dns_records_zone_state ON public.dns_records USING btree (zone, state);
+
+
+--
+-- Name: ix_jobs_kind_subject; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX ix_jobs_kind_subject ON public.jobs USING btree (kind, subject_id);
+
+
+--
+-- Name: ix_jobs_owner; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_jobs_owner ON public.jobs USING btree (owner);
+
+
+--
+-- Name: ix_jobs_run_at; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_jobs_run_at ON public.jobs USING btree (run_at);
+
+
+--
+-- Name: ix_nonces_expires; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_nonces_expires ON public.nonces USING btree (expires);
+
+
+--
+-- Name: ix_orders_account_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_orders_account_id ON public.orders USING btree (account_id);
+
+
+--
+-- Name: ix_orders_budget; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_orders_budget ON public.orders USING btree (budget);
+
+
+--
+-- Name: ix_orders_status; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ix_orders_status ON public.orders USING btree (status);
+
+
+--
+-- Name: ix_upstream_orders_owner; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX ix_upstream_orders_owner ON public.upstream_orders USING btree (owner_kind, owner_id);
+
+
+--
+-- Name: authzs authzs_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.authzs
+    ADD CONSTRAINT authzs_order_id_fkey FOREIGN KEY (order_id) REFERENCES public.orders(id);
+
+
+--
+-- Name: certificates certificates_order_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.certificates
+    ADD CONSTRAINT certificates_order_id_fkey FOREIGN KEY (order_id) REFERENCES public.orders(id);
+
+
+--
+-- Name: challenges challenges_authz_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.challenges
+    ADD CONSTRAINT challenges_authz_id_fkey FOREIGN KEY (authz_id) REFERENCES public.authzs(id);
+
+
+--
+-- Name: accounts fk_accounts_eab_kid_eab_keys; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.accounts
+    ADD CONSTRAINT fk_accounts_eab_kid_eab_keys FOREIGN KEY (eab_kid) REFERENCES public.eab_keys(kid);
+
+
+--
+-- Name: orders orders_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.accounts(id);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict CsdE3PcLVUNUg0o2ahlfzsaBkLvmJ01bbS584RbRSq54xYCH53iRwBxIdbpcPjj
+
