@@ -147,6 +147,8 @@ def fenced(sessions: sessionmaker[Session], ctx: JobContext | None) -> Iterator[
     if ctx is not None and FREEZE_BEFORE_FENCE == ctx.kind and not _frozen_once.is_set():  # outside any transaction
         _frozen_once.set()
         os.kill(os.getpid(), signal.SIGSTOP)
+    if ctx is not None and ctx.lost:  # the heartbeat already saw the takeover
+        raise LostClaim(f"job {ctx.kind} {ctx.subject_id}: claim {ctx.token} lost before a write")
     with sessions.begin() as s:
         yield s
         queue = ctx.queue if ctx is not None else None
