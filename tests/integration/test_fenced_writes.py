@@ -42,9 +42,16 @@ from jackdaw.upstream.issuer import OrderJob
 from jackdaw.upstream.renewal import RenewalInfoJob
 from jackdaw.upstream.sequence import Leg2, Stage
 from tests.integration.conftest import ALLOWED_DOMAIN
+from tests.testbed import Bind
 
 NAME = f"fence.{ALLOWED_DOMAIN}"
 ZONE = ALLOWED_DOMAIN
+
+
+@pytest.fixture
+def app_env(bind: Bind) -> dict[str, str]:
+    """Leg 2's DNS-01 requests place their values through this BIND."""
+    return {"DNS_RESOLVER": bind.nameserver, "DNS_AUTHORITATIVE_PORT": str(bind.port), **bind.env()}
 
 
 def self_signed_chain(name: str) -> str:
@@ -76,9 +83,12 @@ def snapshot(app: Flask) -> dict[str, list[str]]:
         return {t.name: sorted(repr(tuple(r)) for r in s.execute(select(t))) for t in Base.metadata.sorted_tables}
 
 
-def stops(write: Callable[[], object]) -> None:
+def stops(run: JobContext, write: Callable[[], object]) -> None:
+    """``write``, by a run that has not noticed yet that it lost its claim, stops it."""
+    run.lost = False
     with pytest.raises(LostClaim):
         write()
+    assert run.lost
 
 
 @pytest.mark.parametrize("second_run", ["in-flight", "finished"])
@@ -117,16 +127,17 @@ def test_a_run_taken_over_writes_nothing(app: Flask, second_run: str) -> None:
 
     refusal = messages.Error(typ="urn:ietf:params:acme:error:rateLimited",
                              detail="too many certificates, retry after 2099-01-01 00:00:00 UTC")
-    stops(lambda: leg2._save(stale, stale_row, stage=Stage.VALIDATE))
-    stops(lambda: leg2._fail(stale, stale_row, problems.ServerInternal("stale run failed")))
-    stops(lambda: leg2._refused(stale, stale_row, refusal))
-    stops(lambda: order_job._record_failure(stale, problems.ServerInternal("stale run failed").to_json()))
-    stops(lambda: order_job._store_certificate(stale, self_signed_chain(NAME)))
-    stops(lambda: order_job.give_up(stale, "stale run gave up"))
-    stops(lambda: _finish(leg2, stale))
+    stops(stale, lambda: leg2._save(stale, stale_row, stage=Stage.VALIDATE))
+    stops(stale, lambda: leg2.dns01.request(JobKind.ORDER, order_id, str(stale_row.id),
+                                            [(f"_acme-challenge.{NAME}", "stale")], ctx=stale))
+    stops(stale, lambda: leg2._fail(stale, stale_row, problems.ServerInternal("stale run failed")))
+    stops(stale, lambda: leg2._refused(stale, stale_row, refusal))
+    stops(stale, lambda: order_job._record_failure(stale, problems.ServerInternal("stale run failed").to_json()))
+    stops(stale, lambda: order_job._store_certificate(stale, self_signed_chain(NAME)))
+    stops(stale, lambda: order_job.give_up(stale, "stale run gave up"))
+    stops(stale, lambda: _finish(leg2, stale))
 
     assert snapshot(app) == before
-    assert stale.lost
     with sessions() as s:
         assert s.scalar(select(Order.status).where(Order.id == order_id)) == (
             "valid" if second_run == "finished" else "processing")
@@ -143,7 +154,7 @@ def _finish(leg2: Leg2, ctx: JobContext) -> None:
 
 
 def test_other_jobs_taken_over_write_nothing(app: Flask) -> None:
-    """The zone job's give-up and removal record, the ARI job's store, a notification's delivery
+    """The zone job's give-up, removal and failure records, the ARI job's store, a notification's delivery
     record, a validation's give-up."""
     rt = app.extensions["jackdaw"]
     queue, sessions = rt.queue, rt.sessions
@@ -186,11 +197,14 @@ def test_other_jobs_taken_over_write_nothing(app: Flask) -> None:
     validation = cast(ValidationJob, queue.handlers[JobKind.VALIDATE].handler)
     before = snapshot(app)
 
-    stops(lambda: dns01.give_up(zone_stale, "stale zone run"))
-    stops(lambda: dns01._delete(zone_stale, [1]))
-    stops(lambda: ari._store(ari_stale, (utcnow(), utcnow(), None), timedelta(hours=1)))
-    stops(lambda: notifier._record(note_stale, note_id, sent=True, error=None))
-    stops(lambda: validation.give_up(validation_stale, "stale validation run"))
+    stops(zone_stale, lambda: dns01.give_up(zone_stale, "stale zone run"))
+    stops(zone_stale, lambda: dns01._delete(zone_stale, [1]))
+    with sessions() as s:
+        wanted = list(s.scalars(select(DnsRecord)))
+    stops(zone_stale, lambda: dns01._note_failure(zone_stale, wanted, "ref", fail=True))
+    stops(ari_stale, lambda: ari._store(ari_stale, (utcnow(), utcnow(), None), timedelta(hours=1)))
+    stops(note_stale, lambda: notifier._record(note_stale, note_id, sent=True, error=None))
+    stops(validation_stale, lambda: validation.give_up(validation_stale, "stale validation run"))
 
     assert snapshot(app) == before
 
