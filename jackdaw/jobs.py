@@ -4,9 +4,13 @@ A job is a row (kind, subject_id) that exists while work is wanted. Worker threa
 gunicorn worker claim rows under a lease. A claim carries an owner token; every later write to
 the row (lease renewal, reschedule, finish) is ``... WHERE id = ? AND owner = ?``, so a run whose
 lease lapsed and was taken over can no longer touch the row, and ``JobContext.guard()`` stops it
-before its next side effect. Leases are measured on the database's clock (PostgreSQL's
-``now()``), not each host's. A heartbeat thread renews the leases of every run in flight, so
-only a dead or frozen process loses its claims.
+before its next side effect. Every write a handler makes to its subject's rows goes through
+``fenced``: the transaction also renews the lease ``WHERE id = ? AND owner = ?`` and rolls back
+with ``LostClaim`` when no row matched, so a run frozen between ``guard()`` and its write (a GC
+pause, a stalled disk, a partition that heals) writes nothing over the run that took over.
+Leases are measured on the database's clock (PostgreSQL's ``now()``), not each host's. A
+heartbeat thread renews the leases of every run in flight, so only a dead or frozen process
+loses its claims.
 
 Handlers do one bounded step at a time: instead of sleeping they raise ``Wait`` (progress made,
 run again after a delay; the step's state is stored by the handler), so thousands of subjects
@@ -21,10 +25,13 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import secrets
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -124,7 +131,35 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], None]
-GiveUp = Callable[[str, str], None]
+#: called with the run's context (its writes are fenced too) and the last failure
+GiveUp = Callable[[JobContext, str], None]
+
+#: test-only: a job kind whose first fenced write stops this process (SIGSTOP) just before its
+#: fence, as a GC pause or a stopped VM would (tests/e2e/test_fenced_writes.py); unset in production
+FREEZE_BEFORE_FENCE = os.environ.get("JACKDAW_TEST_FREEZE_BEFORE_FENCE", "")
+_frozen_once = threading.Event()
+
+
+@contextmanager
+def fenced(sessions: sessionmaker[Session], ctx: JobContext | None) -> Iterator[Session]:
+    """A transaction for a write the run ``ctx`` makes: it commits only while the run still
+    holds its claim (LostClaim, and nothing written, otherwise). The one place job writes are
+    fenced. Without a run, or for a context without a queue (a test or a tool driving a
+    handler by hand), there is no claim: the transaction is a plain one."""
+    if ctx is not None and FREEZE_BEFORE_FENCE == ctx.kind and not _frozen_once.is_set():  # outside any transaction
+        _frozen_once.set()
+        os.kill(os.getpid(), signal.SIGSTOP)
+    if ctx is not None and ctx.lost:  # the heartbeat already saw the takeover
+        raise LostClaim(f"job {ctx.kind} {ctx.subject_id}: claim {ctx.token} lost before a write")
+    with sessions.begin() as s:
+        yield s
+        queue = ctx.queue if ctx is not None else None
+        if ctx is None or queue is None:
+            return
+        s.flush()  # the subject's rows first, the job row last: the order a finalize locks them in
+        if not queue.fence(s, ctx):
+            ctx.lost = True
+            raise LostClaim(f"job {ctx.kind} {ctx.subject_id}: claim {ctx.token} lost before a write")
 
 
 @dataclass(frozen=True)
@@ -314,24 +349,37 @@ class JobQueue:
         if not running:
             return
         renewed = time.monotonic()
+        mine = select(Job.id).where(Job.owner.in_(running))
+        if self.dialect == "postgresql":  # a row a fenced write holds now is renewed by that write:
+            mine = mine.with_for_update(skip_locked=True)  # waiting for it could deadlock
         with self.sessions.begin() as s:
-            s.execute(update(Job).where(Job.owner.in_(running))
-                      .values(lease_until=db_now(self.dialect, self.lease_seconds))
-                      .execution_options(synchronize_session=False))
+            extended = set(s.scalars(update(Job).where(Job.id.in_(mine.scalar_subquery()))
+                                     .values(lease_until=db_now(self.dialect, self.lease_seconds))
+                                     .returning(Job.owner).execution_options(synchronize_session=False)))
             held = set(s.scalars(select(Job.owner).where(Job.owner.in_(running))))
         for token, ctx in running.items():
             if token not in held:
                 ctx.lost = True
-            else:
+            elif token in extended:
                 ctx.renewed = max(ctx.renewed, renewed)
 
     def renew(self, ctx: JobContext) -> bool:
         """Extend ``ctx``'s lease if it still holds the job."""
         with self.sessions.begin() as s:
-            return rowcount(s.execute(
-                update(Job).where(Job.id == ctx.id, Job.owner == ctx.token)
-                .values(lease_until=db_now(self.dialect, self.lease_seconds))
-                .execution_options(synchronize_session=False))) == 1
+            return self.fence(s, ctx)
+
+    def fence(self, s: Session, ctx: JobContext) -> bool:
+        """Inside ``s``'s transaction: renew ``ctx``'s lease if it still holds the job. The row
+        stays locked until ``s`` commits (SQLite: the writer lock), so a takeover, which must
+        update that row, comes wholly before this transaction (no row matched) or after it."""
+        renewed = time.monotonic()
+        held = rowcount(s.execute(
+            update(Job).where(Job.id == ctx.id, Job.owner == ctx.token)
+            .values(lease_until=db_now(self.dialect, self.lease_seconds))
+            .execution_options(synchronize_session=False))) == 1
+        if held:
+            ctx.renewed = max(ctx.renewed, renewed)
+        return held
 
     def _due(self) -> int:
         """A read-only look for due work (no write lock on SQLite), one per process per tick:
@@ -438,7 +486,12 @@ class JobQueue:
             outcome = "gave_up"
             log.error("job %s %s: giving up after %d attempts: %s", ctx.kind, ctx.subject_id, ctx.attempts, reason)
             if spec is not None and spec.give_up is not None and not ctx.lost:
-                spec.give_up(ctx.subject_id, reason)
+                try:
+                    spec.give_up(ctx, reason)
+                except LostClaim:
+                    outcome = "lost"
+                    log.warning("job %s %s: its claim was taken over before it gave up", ctx.kind, ctx.subject_id)
+                    return True
         finally:
             with self._running_lock:
                 self._running.pop(ctx.token, None)

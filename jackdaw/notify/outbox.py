@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import logs
-from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
+from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, fenced
 from jackdaw.ledger import Limit, now_of
 from jackdaw.models import Notification, utcnow
 from jackdaw.notify import events
@@ -157,7 +157,7 @@ class Notifier:
             channel_name, what = row.channel, f"notification {row.id} ({row.event} {row.subject})"
         channel = self.channels.get(channel_name)
         if channel is None:
-            self._record(row.id, sent=False, error=f"channel {channel_name} is no longer configured")
+            self._record(ctx, row.id, sent=False, error=f"channel {channel_name} is no longer configured")
             log.warning("%s: channel %s is no longer configured; dropped", what, channel_name)
             return
         ctx.guard()
@@ -165,21 +165,21 @@ class Notifier:
             channel.send(doc)
         except DeliveryFailed as exc:
             reason = f"{channel_name}: {exc}"
-            self._record(row.id, sent=False, error=reason)
+            self._record(ctx, row.id, sent=False, error=reason)
             delay = retry_delay(ctx.attempts)
             if ctx.attempts < self.settings.notify_attempts:
                 log.warning("%s: delivery failed (attempt %d of %d): %s; next try in %.0f s", what, ctx.attempts,
                             self.settings.notify_attempts, reason, delay)
             raise RetryLater(reason, delay) from None
-        self._record(row.id, sent=True, error=None)
+        self._record(ctx, row.id, sent=True, error=None)
         log.info("%s sent on %s", what, channel_name)
 
-    def give_up(self, subject: str, reason: str) -> None:
-        log.error("notification %s: giving up after %d attempts: %s", subject, self.settings.notify_attempts,
+    def give_up(self, ctx: JobContext, reason: str) -> None:
+        log.error("notification %s: giving up after %d attempts: %s", ctx.subject_id, self.settings.notify_attempts,
                   reason)
 
-    def _record(self, notification_id: int, *, sent: bool, error: str | None) -> None:
-        with self.sessions.begin() as s:
+    def _record(self, ctx: JobContext, notification_id: int, *, sent: bool, error: str | None) -> None:
+        with fenced(self.sessions, ctx) as s:
             values: dict[str, Any] = {"error": error}
             if sent:
                 values["sent"] = now_of(s)

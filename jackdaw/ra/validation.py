@@ -15,7 +15,7 @@ from acme import challenges
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics, states
-from jackdaw.jobs import JobContext, JobQueue, Wait
+from jackdaw.jobs import JobContext, JobQueue, Wait, fenced
 from jackdaw.logs import log_context
 from jackdaw.models import Challenge
 from jackdaw.protocol import problems
@@ -60,7 +60,7 @@ class ValidationJob:
                 check_requester(binding, requester, resolved, name)
             except problems.AcmeProblem as refused:
                 result.problem = refused
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             chall = s.get(Challenge, ctx.subject_id, with_for_update=True)
             if chall is None or chall.status != Status.PROCESSING:
                 return
@@ -91,9 +91,9 @@ class ValidationJob:
             log.info("validation of %s failed for order %s (%s): %s", name, order.id, who, problem.detail,
                      extra=extra)
 
-    def give_up(self, challenge_id: str, reason: str) -> None:
-        with self.sessions.begin() as s:
-            chall = s.get(Challenge, challenge_id)
+    def give_up(self, ctx: JobContext, reason: str) -> None:
+        with fenced(self.sessions, ctx) as s:
+            chall = s.get(Challenge, ctx.subject_id)
             if chall is None or chall.status != Status.PROCESSING:
                 return
             problem = problems.ServerInternal("validation could not be completed", identifier=chall.authz.identifier)

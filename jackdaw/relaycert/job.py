@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jackdaw import metrics
 from jackdaw.db import make_engine, make_sessionmaker
 from jackdaw.durations import human
-from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater
+from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, fenced
 from jackdaw.models import Job, utcnow
 from jackdaw.notify import Notifier
 from jackdaw.protocol import problems
@@ -123,7 +123,7 @@ class RelayCertJob:
         domain = self.store.domain
         state = self.leg2.state(ctx.kind, ctx.subject_id)
         if state is None or state.stage in (Stage.DONE, Stage.FAILED):
-            with self.leg2.sessions.begin() as s:  # a new renewal: a new upstream order
+            with fenced(self.leg2.sessions, ctx) as s:  # a new renewal: a new upstream order
                 short = self.leg2.budget.spend_for_relay(s, [domain]) if self.leg2.budget is not None else None
                 if short is not None:  # even the reserve is spent: the CA would refuse too
                     raise RetryLater(short.detail, float(short.retry_after or RETRY_BASE))
@@ -138,17 +138,18 @@ class RelayCertJob:
         leaf = x509.load_pem_x509_certificates(chain.encode())[0]
         if not matches(leaf, self.store.renewal_key()) or domain not in dns_names(leaf):
             self.store.drop_renewal()
-            with self.leg2.sessions.begin() as s:
+            with fenced(self.leg2.sessions, ctx) as s:
                 self.leg2.reset(s, ctx.kind, ctx.subject_id)
             raise RetryLater("the upstream CA returned a certificate for another key or name", 0)
+        ctx.guard()  # RELAY_CERT_DIR is shared: a run taken over installs nothing
         self.store.install_renewal(chain.encode())
-        with self.leg2.sessions.begin() as s:
+        with fenced(self.leg2.sessions, ctx) as s:
             self.leg2.finish(s, ctx.kind, ctx.subject_id)
         log.info("relay certificate for %s installed: serial %x, valid until %s", domain, leaf.serial_number,
                  leaf.not_valid_after_utc.isoformat())
 
-    def give_up(self, subject: str, reason: str) -> None:
-        self.leg2.abandon(JobKind.RELAY_CERT, subject, problems.ServerInternal(reason))
+    def give_up(self, ctx: JobContext, reason: str) -> None:
+        self.leg2.abandon(ctx, problems.ServerInternal(reason))
         log.error("relay certificate for %s: giving up until the next check (%s)", self.store.domain, reason)
 
 

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, select, update
@@ -35,7 +35,7 @@ from jackdaw.dns.base import DNSProvider
 from jackdaw.dns.placement import locate
 from jackdaw.dns.propagation import NameServer, PropagationTimeout, authoritative_servers, probe
 from jackdaw.dns.resolver import DNSLookupError, make_resolver
-from jackdaw.jobs import JobContext, JobKind, JobQueue, Wait, backoff
+from jackdaw.jobs import JobContext, JobKind, JobQueue, Wait, backoff, fenced
 from jackdaw.models import DnsRecord, Job, utcnow
 from jackdaw.settings import Settings
 
@@ -91,11 +91,13 @@ class DNS01:
 
     # -- owners ------------------------------------------------------------------------------
 
-    def request(self, owner_kind: str, owner: str, run: str, wanted: Iterable[tuple[str, str]]) -> None:
-        """Ask for (validation name, value) pairs; values this run already asked for are kept."""
+    def request(self, owner_kind: str, owner: str, run: str, wanted: Iterable[tuple[str, str]], *,
+                ctx: JobContext | None = None) -> None:
+        """Ask for (validation name, value) pairs; values this run already asked for are kept.
+        ``ctx``: the owner's run, whose claim fences the write."""
         resolver = make_resolver(self.settings.dns_resolver)
         placed = [(*locate(name, resolver, self.settings.dns_zone_overrides), value) for name, value in wanted]
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             have = {(r.fqdn, r.value) for r in s.scalars(
                 select(DnsRecord).where(DnsRecord.order_id == owner, DnsRecord.run == run,
                                         DnsRecord.state.in_(LIVE)))}
@@ -135,23 +137,36 @@ class DNS01:
         """Release values whose owner has no job any more (a worker died between asking and
         releasing, or an operator cancelled the order)."""
         cutoff = utcnow() - older_than
+        return self.release_orphans(self.orphans(cutoff), cutoff)
+
+    def orphans(self, cutoff: datetime) -> set[str]:
+        """Owners of values older than ``cutoff`` that have no job (a look, without locks)."""
         with self.sessions() as s:
-            owners = set(s.scalars(
-                select(DnsRecord.order_id)
-                .where(DnsRecord.created < cutoff, DnsRecord.state != RecordState.REMOVING)
+            return set(s.scalars(
+                select(DnsRecord.order_id).where(DnsRecord.created < cutoff, DnsRecord.state != RecordState.REMOVING)
                 .where(DnsRecord.order_id.not_in(
-                    select(Job.subject_id).where(Job.kind.in_(TXT_OWNER_JOB_KINDS))))
-            ))
+                    select(Job.subject_id).where(Job.kind.in_(TXT_OWNER_JOB_KINDS))))))
+
+    def release_orphans(self, owners: Iterable[str], cutoff: datetime) -> int:
+        """Release the values older than ``cutoff`` of each owner that, looked at again in the
+        releasing transaction, still has no job: a run that started since ``orphans`` looked
+        keeps its values. Returns the number of owners released."""
+        released = 0
+        for owner in owners:
+            with self.sessions.begin() as s:
+                if s.scalar(select(Job.id).where(Job.kind.in_(TXT_OWNER_JOB_KINDS), Job.subject_id == owner)
+                            .limit(1)) is None:
+                    release(s, self.queue, owner, older_than=cutoff)
+                    released += 1
+        with self.sessions() as s:
             stranded = set(s.scalars(  # removals whose zone job is gone (e.g. gave up earlier)
                 select(DnsRecord.zone).where(DnsRecord.created < cutoff, DnsRecord.state == RecordState.REMOVING)
                 .where(DnsRecord.zone.not_in(select(Job.subject_id).where(Job.kind == JobKind.DNS_ZONE)))))
-        for owner in owners:
-            self.release(owner)
         if stranded:
             with self.sessions.begin() as s:
                 for zone in stranded:
                     self.queue.enqueue(s, JobKind.DNS_ZONE, zone)
-        return len(owners)
+        return released
 
     # -- the zone's job ----------------------------------------------------------------------
 
@@ -205,7 +220,7 @@ class DNS01:
             if not ok:
                 continue
             ids = [r.id for r in rows_of_batch]
-            with self.sessions.begin() as s:
+            with fenced(self.sessions, ctx) as s:
                 s.execute(update(DnsRecord).where(DnsRecord.id.in_(ids), DnsRecord.state == RecordState.WANTED)
                           .values(state=RecordState.WRITTEN, written=utcnow(), attempts=0, error=None)
                           .execution_options(synchronize_session=False))
@@ -231,7 +246,7 @@ class DNS01:
                 reference = logs.reference()
                 log.warning("zone %s: %s %d TXT value(s) failed (will retry; reference %s): %s", zone, verb,
                             len(batch), reference, exc, exc_info=True, extra={"order_id": batch[0].order_id})
-                self._note_failure(covered, reference, fail=op == "present")
+                self._note_failure(ctx, covered, reference, fail=op == "present")
                 yield covered, False
                 continue
             yield covered, True
@@ -254,7 +269,7 @@ class DNS01:
         late = [r for r in written if r not in served and r.written is not None and now - r.written > timeout]
         if not served and not late:
             return
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             for r in served:
                 s.execute(update(DnsRecord).where(DnsRecord.id == r.id, DnsRecord.state == RecordState.WRITTEN)
                           .values(state=RecordState.SERVED, served=now).execution_options(synchronize_session=False))
@@ -278,13 +293,13 @@ class DNS01:
         self._ns_cache[zone] = (time.monotonic(), servers)
         return servers
 
-    def _note_failure(self, rows: Sequence[DnsRecord], reference: str, *, fail: bool) -> None:
+    def _note_failure(self, ctx: JobContext, rows: Sequence[DnsRecord], reference: str, *, fail: bool) -> None:
         """Count a failed provider call against its rows; writes that keep failing fail the value.
 
         The row (and so the client's order error) gets a short stable text with the log line's
         reference, not the provider's answer: that can name cloud accounts, ARNs, API users."""
         text = f"the DNS provider call failed (reference {reference}; the full error is in the relay's log)"
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             given_up = []
             for r in rows:
                 attempts = r.attempts + 1
@@ -301,12 +316,13 @@ class DNS01:
             self.queue.enqueue(s, kind, owner)
 
     def _delete(self, ctx: JobContext, ids: list[int]) -> None:
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             s.execute(delete(DnsRecord).where(DnsRecord.id.in_(ids), DnsRecord.state == RecordState.REMOVING))
 
-    def give_up(self, zone: str, reason: str) -> None:
+    def give_up(self, ctx: JobContext, reason: str) -> None:
         """The zone's job keeps failing (its name servers cannot be listed): fail what waits."""
-        with self.sessions.begin() as s:
+        zone = ctx.subject_id
+        with fenced(self.sessions, ctx) as s:
             rows = list(s.scalars(select(DnsRecord).where(
                 DnsRecord.zone == zone, DnsRecord.state.in_((RecordState.WANTED, RecordState.WRITTEN)))))
             for r in rows:
@@ -315,12 +331,15 @@ class DNS01:
             self._wake_owners(s, rows)
 
 
-def release(s: Session, queue: JobQueue, owner: str, run: str | None = None) -> None:
-    """Inside the caller's transaction: mark the owner's values (of ``run`` only, if given)
-    for removal and wake their zones' jobs."""
+def release(s: Session, queue: JobQueue, owner: str, run: str | None = None, *,
+            older_than: datetime | None = None) -> None:
+    """Inside the caller's transaction: mark the owner's values (of ``run`` only, if given;
+    created before ``older_than`` only, if given) for removal and wake their zones' jobs."""
     q = select(DnsRecord).where(DnsRecord.order_id == owner, DnsRecord.state != RecordState.REMOVING)
     if run is not None:
         q = q.where(DnsRecord.run == run)
+    if older_than is not None:
+        q = q.where(DnsRecord.created < older_than)
     rows = list(s.scalars(q))
     for row in rows:
         row.state = RecordState.REMOVING

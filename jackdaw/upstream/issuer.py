@@ -3,7 +3,8 @@
 It starts when every name is validated (the client is still on its way to finalize): the
 upstream order is authorized meanwhile, and finalized with the client's own CSR once the
 client has finalized (its finalize re-queues this job). Only this job touches its upstream
-order, so an upstream order is never polled from two threads.
+order, so an upstream order is never polled from two threads; its writes are fenced
+(jobs.fenced), so a run that lost its claim cannot fail or overwrite what the next run did.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import metrics, states
-from jackdaw.jobs import JobContext, JobKind, JobQueue
+from jackdaw.jobs import JobContext, JobKind, JobQueue, fenced
 from jackdaw.logs import log_context
 from jackdaw.models import Certificate, Order
 from jackdaw.protocol import problems
@@ -61,15 +62,16 @@ class OrderJob:
             outcome = self.leg2.advance(ctx, names, lambda: x509.load_der_x509_csr(csr_der) if csr_der else None,
                                         row=progress, profile=profile, replaces=replaces)
             if isinstance(outcome, Issued):
-                self._store_certificate(ctx.subject_id, outcome.chain)
+                self._store_certificate(ctx, outcome.chain)
             elif isinstance(outcome, Failed):
-                self._record_failure(ctx.subject_id, outcome.error)
+                self._record_failure(ctx, outcome.error)
             else:
                 assert isinstance(outcome, AwaitingCSR)  # the client's finalize queues this job again
 
-    def _store_certificate(self, order_id: str, chain: str) -> None:
+    def _store_certificate(self, ctx: JobContext, chain: str) -> None:
+        order_id = ctx.subject_id
         leaf = x509.load_pem_x509_certificate(chain.encode())
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             order = s.get(Order, order_id, with_for_update=True)
             if order is None or not states.issued(order):
                 return
@@ -87,14 +89,14 @@ class OrderJob:
                  leaf.serial_number, account_id, client or "-",
                  extra={"order_id": order_id, "account_id": account_id, "client": client})
 
-    def _record_failure(self, order_id: str, error: dict[str, Any]) -> None:
+    def _record_failure(self, ctx: JobContext, error: dict[str, Any]) -> None:
         """A processing order becomes invalid; a ready one keeps the error for its finalize."""
-        with self.sessions.begin() as s:
-            order = s.get(Order, order_id, with_for_update=True)
+        with fenced(self.sessions, ctx) as s:
+            order = s.get(Order, ctx.subject_id, with_for_update=True)
             if order is not None:
                 states.upstream_failed(order, error)
 
-    def give_up(self, order_id: str, reason: str) -> None:
+    def give_up(self, ctx: JobContext, reason: str) -> None:
         problem = problems.ServerInternal("certificate issuance failed")
-        self.leg2.abandon(JobKind.ORDER, order_id, problem)
-        self._record_failure(order_id, problem.to_json())
+        self.leg2.abandon(ctx, problem)
+        self._record_failure(ctx, problem.to_json())

@@ -19,7 +19,7 @@ from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
 from jackdaw import __version__
-from jackdaw.jobs import JobContext, RetryLater, backoff
+from jackdaw.jobs import JobContext, RetryLater, backoff, fenced
 from jackdaw.models import Certificate, utcnow
 from jackdaw.upstream.account import UpstreamAccount
 
@@ -56,7 +56,7 @@ class RenewalInfoJob:
             ari_id = cert.ari_id
         meta = self.upstream.meta() or self.upstream.refresh_meta()
         if meta is None or meta.renewal_info is None:
-            self._store(ctx.subject_id, None, DEFAULT_REFRESH)  # no ARI upstream: the computed window stands
+            self._store(ctx, None, DEFAULT_REFRESH)  # no ARI upstream: the computed window stands
             return
         settings = self.upstream.settings
         try:
@@ -66,7 +66,7 @@ class RenewalInfoJob:
         except requests.RequestException as exc:
             raise RetryLater(f"upstream renewalInfo: {exc}", backoff(ctx.attempts, 300)) from exc
         if resp.status_code == 404:
-            self._store(ctx.subject_id, None, DEFAULT_REFRESH)
+            self._store(ctx, None, DEFAULT_REFRESH)
             return
         if resp.status_code != 200:
             raise RetryLater(f"upstream renewalInfo: HTTP {resp.status_code}", backoff(ctx.attempts, 300))
@@ -75,12 +75,12 @@ class RenewalInfoJob:
         except (ValueError, TypeError) as exc:  # josepy's DeserializationError is a ValueError
             raise RetryLater(f"upstream renewalInfo is not a RenewalInfo: {exc}", backoff(ctx.attempts, 300)) from exc
         explanation = resp.json().get("explanationURL")
-        self._store(ctx.subject_id, (info.suggested_window.start, info.suggested_window.end,
+        self._store(ctx, (info.suggested_window.start, info.suggested_window.end,
                                      explanation if isinstance(explanation, str) else None), refresh_after(resp))
 
-    def _store(self, cert_pk: str, found: tuple[object, object, str | None] | None, wait: timedelta) -> None:
-        with self.sessions.begin() as s:
-            cert = s.get(Certificate, cert_pk)
+    def _store(self, ctx: JobContext, found: tuple[object, object, str | None] | None, wait: timedelta) -> None:
+        with fenced(self.sessions, ctx) as s:
+            cert = s.get(Certificate, ctx.subject_id)
             if cert is None:
                 return
             cert.ari_refresh = utcnow() + wait

@@ -9,7 +9,7 @@ from acme import messages
 from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
-from jackdaw.jobs import JobContext, RetryLater, backoff
+from jackdaw.jobs import JobContext, RetryLater, backoff, fenced
 from jackdaw.models import Certificate, utcnow
 from jackdaw.upstream.account import UpstreamAccount
 from jackdaw.upstream.errors import Verdict, triage
@@ -29,8 +29,8 @@ class RevokeJob:
                 return
             leaf = x509.load_pem_x509_certificate(stored.chain_pem.encode())
             reason = stored.revocation_reason or 0
+        ctx.guard()
         try:
-            ctx.guard()
             self.upstream.client().revoke(leaf, reason)
         except Exception as exc:
             kind = triage(exc)
@@ -43,11 +43,12 @@ class RevokeJob:
                 # a verdict, not a hiccup: asking again would get the same answer
                 log.error("certificate %s: the upstream CA refused its revocation: %s", ctx.subject_id, exc)
                 return
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
             stored = s.get(Certificate, ctx.subject_id)
             if stored is not None:
                 stored.upstream_revoked = utcnow()
         log.info("certificate %s revoked upstream (reason %d)", ctx.subject_id, reason)
 
-    def give_up(self, cert_id: str, reason: str) -> None:
-        log.error("certificate %s: revocation not forwarded upstream after repeated failures: %s", cert_id, reason)
+    def give_up(self, ctx: JobContext, reason: str) -> None:
+        log.error("certificate %s: revocation not forwarded upstream after repeated failures: %s", ctx.subject_id,
+                  reason)

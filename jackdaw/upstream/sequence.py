@@ -13,7 +13,8 @@ validation or issuance), so no thread ever sleeps on the CA:
 Every step re-reads the upstream state it acts on, so a run that resumes another's work (a
 crash, a lapsed lease) does not repeat a side effect: a challenge already answered is not
 answered again, an order already finalized is not finalized again. ``ctx.guard()`` comes before
-every request that changes something upstream.
+every request that changes something upstream, and every write of a run is ``jobs.fenced``: a run
+that lost its claim while it waited on the CA writes nothing over the run that took over.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ from jackdaw.budget import Budget
 from jackdaw.db import rowcount
 from jackdaw.dns import persist
 from jackdaw.dns.resolver import DNSLookupError, make_resolver
-from jackdaw.jobs import JobContext, JobKind, JobQueue, RetryLater, Wait, backoff
+from jackdaw.jobs import JobContext, JobKind, JobQueue, LostClaim, RetryLater, Wait, backoff, fenced
 from jackdaw.models import UpstreamOrder, utcnow
 from jackdaw.protocol import problems
 from jackdaw.upstream.account import UpstreamAccount
-from jackdaw.upstream.dns01 import DNS01, release
+from jackdaw.upstream.dns01 import DNS01
+from jackdaw.upstream.dns01 import release as release_values
 from jackdaw.upstream.errors import (
     UpstreamFailed,
     Verdict,
@@ -133,13 +135,13 @@ class Leg2:
                 if outcome is not None:
                     return outcome
             raise Wait("leg 2: step budget of this run spent", 0)
-        except (Wait, RetryLater):
+        except (Wait, RetryLater, LostClaim):
             raise
         except Exception as exc:
             kind = triage(exc)
             if kind is Verdict.ACCOUNT_GONE:
                 self.upstream.forget()
-                self._save(row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
+                self._save(ctx, row, stage=Stage.NEW, url=None, challenges=[])  # that order was the old account's
                 raise RetryLater("upstream account unknown; registering again", 0) from exc
             if kind is Verdict.TRANSIENT:
                 if isinstance(exc, requests.ConnectionError) and _from_the_ca(exc, self.upstream):
@@ -148,19 +150,19 @@ class Leg2:
                     # nothing upstream yet, and the CA keeps not answering: the client hears it now,
                     # not after its own patience ran out
                     if row.stage == Stage.NEW and ctx.attempts >= UNREACHABLE_ATTEMPTS:
-                        return self._fail(row, unreachable_problem(reference))
+                        return self._fail(ctx, row, unreachable_problem(reference))
                 raise RetryLater(f"{type(exc).__name__}: {exc}", backoff(ctx.attempts)) from exc
             if isinstance(exc, UpstreamFailed):
-                return self._fail(row, exc.problem)
+                return self._fail(ctx, row, exc.problem)
             assert isinstance(exc, messages.Error)  # the only other refusal
-            return self._refused(row, exc)
+            return self._refused(ctx, row, exc)
 
-    def abandon(self, owner_kind: str, owner_id: str, problem: problems.AcmeProblem) -> None:
-        """The owner's job gave up: record why and take its DNS values back."""
+    def abandon(self, ctx: JobContext, problem: problems.AcmeProblem) -> None:
+        """The owner's job (``ctx``) gave up: record why and take its DNS values back."""
         with self.sessions() as s:
-            row = _find(s, owner_kind, owner_id)
+            row = _find(s, ctx.kind, ctx.subject_id)
         if row is not None and row.stage not in (Stage.DONE, Stage.FAILED):
-            self._fail(row, problem)
+            self._fail(ctx, row, problem)
 
     def finish(self, s: Session, owner_kind: str, owner_id: str) -> None:
         """Inside the owner's transaction that stored the certificate: the budget learns the
@@ -197,7 +199,7 @@ class Leg2:
             ctx.guard()
             url = new_order(client, row.names, row.profile, row.replaces)
             log.info("%s %s: upstream order %s", row.owner_kind, row.owner_id, url, extra=_extra(row))
-            self._save(row, stage=Stage.AUTHORIZE, url=url)
+            self._save(ctx, row, stage=Stage.AUTHORIZE, url=url)
             return None
         assert row.url is not None
         if row.stage == Stage.AUTHORIZE:
@@ -208,19 +210,19 @@ class Leg2:
                 raise UpstreamFailed(problems.DNS(f"DNS-01 record {progress.error}"))
             if not progress.done:
                 raise Wait("DNS-01 values not yet served by every name server", progress.wait)
-            self._save(row, stage=Stage.ANSWER)
+            self._save(ctx, row, stage=Stage.ANSWER)
         elif row.stage == Stage.ANSWER:
             for chall in row.challenges:
                 ctx.guard()
                 answer(client, chall["url"])
-            self._save(row, stage=Stage.VALIDATE)
+            self._save(ctx, row, stage=Stage.VALIDATE)
             raise Wait("upstream CA validating DNS-01", POLL_FIRST)
         elif row.stage == Stage.VALIDATE:
-            self._validate(client, row)
+            self._validate(ctx, client, row)
         elif row.stage == Stage.READY:
             return self._finalize(ctx, client, row, csr)
         elif row.stage == Stage.ISSUE:
-            return self._issue(client, row)
+            return self._issue(ctx, client, row)
         return None
 
     def _authorize(self, ctx: JobContext, client: acme_client.ClientV2, row: UpstreamOrder) -> None:
@@ -228,7 +230,7 @@ class Leg2:
         if body.status == messages.STATUS_INVALID:
             raise UpstreamFailed(order_problem(body, "invalidated the order"))
         if body.status != messages.STATUS_PENDING:  # ready, or already finalized by an earlier run
-            self._save(row, status=body.status.name,
+            self._save(ctx, row, status=body.status.name,
                        stage=Stage.READY if body.status == messages.STATUS_READY else Stage.ISSUE)
             return
         account_key = client.net.key
@@ -253,14 +255,14 @@ class Leg2:
             wanted.append((chall.validation_domain_name(authz.identifier.value), chall.validation(account_key)))
             pending.append({"authz": authz_url, "url": challb.uri})
         if not pending:
-            self._save(row, status=body.status.name, stage=Stage.READY)
+            self._save(ctx, row, status=body.status.name, stage=Stage.READY)
             return
         if not wanted:  # every name is proven by its persistent record: answer right away
-            self._save(row, status=body.status.name, stage=Stage.ANSWER, challenges=pending)
+            self._save(ctx, row, status=body.status.name, stage=Stage.ANSWER, challenges=pending)
             return
         ctx.guard()
-        self.dns01.request(row.owner_kind, row.owner_id, str(row.id), wanted)
-        self._save(row, status=body.status.name, stage=Stage.PROPAGATE, challenges=pending)
+        self.dns01.request(row.owner_kind, row.owner_id, str(row.id), wanted, ctx=ctx)
+        self._save(ctx, row, status=body.status.name, stage=Stage.PROPAGATE, challenges=pending)
         raise Wait("DNS-01 values asked for", self.dns01.settings.dns_propagation_interval)
 
     def _persistent(self, client: acme_client.ClientV2, authz: messages.Authorization) -> str | None:
@@ -300,7 +302,7 @@ class Leg2:
                f"not every authoritative server serves {persist.record_name(name)} TXT \"{hint}\" "
                "(jackdaw dns-persist show NAME)")))
 
-    def _validate(self, client: acme_client.ClientV2, row: UpstreamOrder) -> None:
+    def _validate(self, ctx: JobContext, client: acme_client.ClientV2, row: UpstreamOrder) -> None:
         waiting: requests.Response | None = None
         for chall in row.challenges:
             resp = post_as_get(client, chall["authz"])
@@ -309,7 +311,7 @@ class Leg2:
                 waiting = resp
             elif authz.status != messages.STATUS_VALID:
                 if self.budget is not None:
-                    with self.sessions.begin() as s:
+                    with fenced(self.sessions, ctx) as s:
                         self.budget.failed_upstream(s, [authz.identifier.value])
                 raise UpstreamFailed(authz_problem(authz))
         if waiting is not None:
@@ -317,8 +319,7 @@ class Leg2:
                 raise UpstreamFailed(problems.ServerInternal(
                     f"upstream authorization still pending after {AUTHZ_DEADLINE.total_seconds():.0f} s"))
             raise Wait("upstream CA validating DNS-01", poll_delay(waiting, row))
-        self.dns01.release(row.owner_id, str(row.id))
-        self._save(row, stage=Stage.READY, challenges=[])
+        self._save(ctx, row, release=True, stage=Stage.READY, challenges=[])
 
     def _finalize(self, ctx: JobContext, client: acme_client.ClientV2, row: UpstreamOrder,
                   csr: CSRSource) -> Outcome | None:
@@ -331,17 +332,17 @@ class Leg2:
             done = finalize(client, body, request)
             if done.status == messages.STATUS_VALID and done.certificate:  # issued at once (Boulder may)
                 return Issued(post_as_get(client, done.certificate).text)
-            self._save(row, status=messages.STATUS_PROCESSING.name, stage=Stage.ISSUE)
+            self._save(ctx, row, status=messages.STATUS_PROCESSING.name, stage=Stage.ISSUE)
             raise Wait("upstream CA issuing", POLL_FIRST)
         if body.status == messages.STATUS_PENDING:  # its authorizations went away: authorize again
-            self._save(row, status=body.status.name, stage=Stage.AUTHORIZE)
+            self._save(ctx, row, status=body.status.name, stage=Stage.AUTHORIZE)
         elif body.status == messages.STATUS_INVALID:
             raise UpstreamFailed(order_problem(body, "invalidated the order"))
         else:  # processing or valid: finalized by an earlier run
-            self._save(row, status=body.status.name, stage=Stage.ISSUE)
+            self._save(ctx, row, status=body.status.name, stage=Stage.ISSUE)
         return None
 
-    def _issue(self, client: acme_client.ClientV2, row: UpstreamOrder) -> Outcome | None:
+    def _issue(self, ctx: JobContext, client: acme_client.ClientV2, row: UpstreamOrder) -> Outcome | None:
         resp = post_as_get(client, row.url or "")
         body = messages.Order.from_json(resp.json())
         if body.status == messages.STATUS_VALID and body.certificate:
@@ -349,7 +350,7 @@ class Leg2:
         if body.status == messages.STATUS_INVALID:
             raise UpstreamFailed(order_problem(body, "invalidated the order"))
         if body.status == messages.STATUS_READY:  # the finalize never arrived: send it again
-            self._save(row, status=body.status.name, stage=Stage.READY)
+            self._save(ctx, row, status=body.status.name, stage=Stage.READY)
             return None
         if body.status != messages.STATUS_PROCESSING:
             raise UpstreamFailed(problems.ServerInternal(f"upstream order is {body.status.name} after finalize"))
@@ -370,25 +371,29 @@ class Leg2:
                 s.flush()
             return row
 
-    def _save(self, row: UpstreamOrder, **values: object) -> None:
+    def _save(self, ctx: JobContext, row: UpstreamOrder, *, release: bool = False, **values: object) -> None:
+        """Store the run's progress (and, with ``release``, take back its DNS values), fenced:
+        nothing is stored by a run that lost its claim."""
         if "stage" in values and values["stage"] != row.stage:
             values["stage_since"] = utcnow()
             log.debug("%s %s: leg 2 %s -> %s", row.owner_kind, row.owner_id, row.stage, values["stage"],
                       extra=_extra(row))
-        with self.sessions.begin() as s:
+        with fenced(self.sessions, ctx) as s:
+            if release:
+                release_values(s, self.dns01.queue, row.owner_id, str(row.id))
             if not rowcount(s.execute(update(UpstreamOrder).where(UpstreamOrder.id == row.id).values(
                     updated=utcnow(), **values).execution_options(synchronize_session=False))):
                 raise UpstreamFailed(problems.ServerInternal("upstream order was reset meanwhile"))
         for key, value in values.items():
             setattr(row, key, value)
 
-    def _refused(self, row: UpstreamOrder, error: messages.Error) -> Failed:
+    def _refused(self, ctx: JobContext, row: UpstreamOrder, error: messages.Error) -> Failed:
         """The CA refused the order. A pause or a rate limit is recorded in the budget, so the
         next orders for these names are refused here, and told to the client in our words."""
         retry, paused = None, []
         if self.budget is not None:
             detail = str(error.detail or "")
-            with self.sessions.begin() as s:
+            with fenced(self.sessions, ctx) as s:
                 paused = self.budget.paused(s, detail)
                 if not paused and error.code == "rateLimited":
                     retry = retry_time(detail)
@@ -396,7 +401,7 @@ class Leg2:
         note = f"; paused for {', '.join(paused)} until the relay's operator unpauses it" if paused else ""
         note += self._withdrawn_note(row, error)
         note += f"; retry after {retry:%Y-%m-%d %H:%M:%S} UTC" if retry else ""
-        return self._fail(row, problem_from_upstream(error, "refused the order", note), retry)
+        return self._fail(ctx, row, problem_from_upstream(error, "refused the order", note), retry)
 
     def _withdrawn_note(self, row: UpstreamOrder, error: messages.Error) -> str:
         """Why the relay took an order for a profile the CA refuses: it stopped listing it."""
@@ -409,12 +414,12 @@ class Leg2:
         return (f"; the upstream CA stopped listing profile {row.profile} at {withdrawn[0]:%Y-%m-%d %H:%M:%S} UTC and "
                 f"the relay offers it until {withdrawn[1]:%Y-%m-%d %H:%M:%S} UTC in case it comes back")
 
-    def _fail(self, row: UpstreamOrder, problem: problems.AcmeProblem, retry: datetime | None = None) -> Failed:
-        self.dns01.release(row.owner_id, str(row.id))
+    def _fail(self, ctx: JobContext, row: UpstreamOrder, problem: problems.AcmeProblem,
+              retry: datetime | None = None) -> Failed:
         doc = problem.to_json()
         if retry is not None:  # carried to the client as Retry-After on its order
             doc["retryAfter"] = retry.strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._save(row, stage=Stage.FAILED, error=doc, challenges=[])
+        self._save(ctx, row, release=True, stage=Stage.FAILED, error=doc, challenges=[])
         log.warning("%s %s: leg 2 failed: %s", row.owner_kind, row.owner_id, problem.detail, extra=_extra(row))
         return Failed(problem, doc)
 
@@ -424,7 +429,7 @@ def reset_upstream_order(s: Session, queue: JobQueue, owner_kind: str, owner_id:
     values; the owner's next run starts a new upstream order."""
     row = _find(s, owner_kind, owner_id)
     if row is not None:
-        release(s, queue, owner_id, str(row.id))
+        release_values(s, queue, owner_id, str(row.id))
         s.execute(delete(UpstreamOrder).where(UpstreamOrder.id == row.id))
 
 

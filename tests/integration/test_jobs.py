@@ -175,7 +175,7 @@ def test_failures_back_off_then_give_up(proc: Process) -> None:
     def handler(ctx: JobContext) -> None:
         raise ValueError(f"broken #{ctx.attempts}")
 
-    proc.queue.register(KIND, handler, lambda subject, reason: given_up.append((subject, reason)))
+    proc.queue.register(KIND, handler, lambda ctx, reason: given_up.append((ctx.subject_id, reason)))
     enqueue(proc, "s1")
     for attempt in range(1, MAX_ATTEMPTS):
         assert proc.queue.run_once()
@@ -353,7 +353,7 @@ def test_wait_is_progress_not_failure(proc: Process) -> None:
         if next(steps) < 2 * MAX_ATTEMPTS:
             raise Wait("next step", 0)
 
-    proc.queue.register(KIND, handler, lambda subject, reason: given_up.append(subject))
+    proc.queue.register(KIND, handler, lambda ctx, reason: given_up.append(ctx.subject_id))
     enqueue(proc, "s1")
     proc.queue.drain()
     assert next(steps) == 2 * MAX_ATTEMPTS + 1 and given_up == [] and jobs(proc) == []
@@ -365,7 +365,7 @@ def test_retry_later_is_bounded_by_the_kinds_attempts(proc: Process) -> None:
     def handler(ctx: JobContext) -> None:
         raise RetryLater(f"refused #{ctx.attempts}", 0)
 
-    proc.queue.register(KIND, handler, lambda subject, reason: given_up.append((subject, reason)), max_attempts=3)
+    proc.queue.register(KIND, handler, lambda ctx, reason: given_up.append((ctx.subject_id, reason)), max_attempts=3)
     enqueue(proc, "s1")
     proc.queue.drain()
     assert given_up == [("s1", "refused #3")] and jobs(proc) == []
@@ -413,3 +413,24 @@ def test_leases_come_from_the_database_clock(proc: Process, monkeypatch: pytest.
     [job] = jobs(proc)
     assert job.lease_until is not None
     assert abs((job.lease_until - db_now).total_seconds() - proc.queue.lease_seconds) < 5
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_heartbeat_does_not_wait_for_a_fenced_write(proc: Process) -> None:
+    """A fenced write holds its job's row until it commits (renewing that lease itself): the
+    heartbeat skips the row rather than wait, which could deadlock with a write that also
+    queues another job this process is running."""
+    enqueue(proc, "s1")
+    ctx = proc.queue.claim()
+    assert ctx is not None
+    proc.queue._running[ctx.token] = ctx
+    beat = threading.Thread(target=proc.queue.heartbeat)
+    with proc.sessions.begin() as s:
+        assert proc.queue.fence(s, ctx)  # the write's transaction holds the row
+        beat.start()
+        beat.join(10)
+        waited = beat.is_alive()
+    beat.join()
+    assert not waited, "the heartbeat waited for the fenced write"
+    assert not ctx.lost

@@ -441,7 +441,7 @@ def test_time_to_certificate(relay: Relay, alice: RequestSigner) -> None:
     before = scrape(relay.app)
     rt = relay.runtime
     OrderJob(rt.sessions, Leg2(rt.sessions, rt.upstream, cast(Any, None)))._store_certificate(
-        order_url.rsplit("/", 1)[-1], self_signed_chain(domain))
+        JobContext(1, JobKind.ORDER, order_url.rsplit("/", 1)[-1], 1, None), self_signed_chain(domain))
     after = scrape(relay.app)
     name = "jackdaw_time_to_certificate_seconds"
     assert value(after, f"{name}_count") - value(before, f"{name}_count") == 1
