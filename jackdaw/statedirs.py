@@ -38,11 +38,13 @@ def check_state_dirs(settings: Settings, serving: Serving) -> None:
     database = sqlite_file(settings.database_url)
     if database is not None:
         key = "DATABASE_URL" if settings.env.get("DATABASE_URL", "").strip() else "DATA_DIR"
-        # whose file or directory is in the way and what to run, as gunicorn's start says it; a
-        # missing file is fine where it can be made (the unit runs check before `db upgrade`)
-        problem = sqlite_access(database.absolute(), missing_ok=True)
-        if problem is not None:
-            raise ConfigError(f"{key}: {problem}")
+        if not os.path.isdir(database.parent):  # to be made: writable, or can be created
+            check_writable(key, database.parent)
+        else:  # whose file or directory is in the way and what to run, as gunicorn's start says
+            # it; a missing file is fine where it can be made (the unit runs check before `db upgrade`)
+            problem = sqlite_access(database.absolute(), missing_ok=True)
+            if problem is not None:
+                raise ConfigError(f"{key}: {problem}")
     if settings.relay_cert_enabled:
         key = "RELAY_CERT_DIR" if settings.relay_cert_dir is not None else "DATA_DIR"
         check_writable(key, settings.relay_cert_path)
