@@ -27,6 +27,22 @@ BIN = Path(sys.executable).parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+def offline_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """A relay's settings with no upstream CA and no DNS server to reach (neither is needed to
+    start it, to check it, or to answer clients until an order goes upstream)."""
+    return {
+        "RELAY_DOMAIN": "relay.example.test",
+        "ACME_EMAIL": "ops@example.test",
+        "DNS_PROVIDER": "rfc2136",
+        "RFC2136_NAMESERVER": "127.0.0.1:1",
+        "RFC2136_TSIG_KEY": "k",
+        "RFC2136_TSIG_SECRET": "c2VjcmV0c2VjcmV0",
+        "LE_DIRECTORY": "https://127.0.0.1:1/directory",  # nothing listens there
+        "DATA_DIR": str(data_dir),
+        **extra,
+    }
+
+
 def relay_env(workdir: Path, bind: Bind, pebble: Pebble, challenge_port: int, **extra: str) -> dict[str, str]:
     """Settings for a relay that issues from this Pebble via this BIND."""
     env = {

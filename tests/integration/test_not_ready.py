@@ -23,7 +23,7 @@ from jackdaw import create_app, migrate, schema
 from jackdaw.settings import Settings
 from jackdaw.startup import CONFIG_EXIT
 from tests.clients import _client_env, acme_account, new_csr
-from tests.relay import BIN, PG_ADMIN, ROOT, Relay, postgres_database
+from tests.relay import BIN, PG_ADMIN, ROOT, Relay, offline_env, postgres_database
 from tests.testbed import free_port
 
 PROBLEM = "application/problem+json"
@@ -32,19 +32,7 @@ SERVER_INTERNAL = "urn:ietf:params:acme:error:serverInternal"
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     """A relay with no upstream CA to reach (it is not needed to be ready for clients)."""
-    return {
-        "RELAY_DOMAIN": "relay.example.test",
-        "ACME_EMAIL": "ops@example.test",
-        "DNS_PROVIDER": "rfc2136",
-        "RFC2136_NAMESERVER": "127.0.0.1:1",
-        "RFC2136_TSIG_KEY": "k",
-        "RFC2136_TSIG_SECRET": "c2VjcmV0c2VjcmV0",
-        "LE_DIRECTORY": "https://127.0.0.1:1/directory",  # nothing listens there
-        "RELAY_CERT_ENABLED": "false",
-        "LOG_LEVEL": "INFO",
-        "DATA_DIR": str(data_dir),
-        **extra,
-    }
+    return offline_env(data_dir, RELAY_CERT_ENABLED="false", LOG_LEVEL="INFO", **extra)
 
 
 def _gunicorn(env: dict[str, str], as_user: str | None = None) -> tuple[int, list[str]]:

@@ -12,19 +12,11 @@ import pytest
 from jackdaw import create_app, migrate
 from jackdaw.dns.base import ConfigError
 from jackdaw.settings import Settings
+from tests.relay import offline_env
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "RELAY_DOMAIN": "relay.example.test",
-        "ACME_EMAIL": "ops@example.test",
-        "DNS_PROVIDER": "rfc2136",
-        "RFC2136_NAMESERVER": "127.0.0.1:1",
-        "RFC2136_TSIG_KEY": "k",
-        "RFC2136_TSIG_SECRET": "c2VjcmV0c2VjcmV0",
-        "LE_DIRECTORY": "https://127.0.0.1:1/directory",  # nothing listens there
-        "DATA_DIR": str(tmp_path),
-    }
+    return offline_env(tmp_path)
 
 
 def test_serves_clients_while_upstream_is_unreachable(tmp_path: Path) -> None:
