@@ -50,6 +50,11 @@ def become_owner(env: Mapping[str, str]) -> str | None:
     except KeyError:  # a uid without a name (a container's volume): its directory's group
         name, gid, groups, home = f"uid {info.st_uid}", info.st_gid, [info.st_gid], None
     try:
+        unreadable = _unreadable_code(info.st_uid, gid, groups)
+        if unreadable is not None:
+            raise ConfigError(f"{key}: {directory} belongs to {name}, who cannot read this Python's files "
+                              f"({unreadable}): run the command as {name} with a Python that user can run "
+                              "(`make install` builds one from /usr/bin/python3)")
         os.setgroups(groups)
         os.setgid(gid)
         os.setuid(info.st_uid)
@@ -59,3 +64,23 @@ def become_owner(env: Mapping[str, str]) -> str | None:
     if home is not None:
         os.environ["HOME"] = home  # as `sudo -u` sets it: libpq's ~/.pgpass is the user's, not root's
     return name
+
+
+def _unreadable_code(uid: int, gid: int, groups: list[int]) -> str | None:
+    """The first of the interpreter's and the venv's directories the user could not read, or
+    None. Modules are imported lazily, so a switch to a user who cannot read them (a venv made
+    from root's own Python) would end in a traceback later: tried with the effective ids,
+    which, unlike the real ones, root can take back."""
+    import sqlalchemy
+
+    places = [os.path.dirname(os.__file__), os.path.dirname(os.path.dirname(sqlalchemy.__file__))]
+    saved_groups = os.getgroups()
+    os.setgroups(groups)
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        return next((p for p in places if not os.access(p, os.R_OK | os.X_OK, effective_ids=True)), None)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(saved_groups)

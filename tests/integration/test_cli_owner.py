@@ -120,3 +120,23 @@ def test_check_judges_writability_as_the_owner(scratch: Path) -> None:
     proc = _run(scratch, user, _settings(scratch, {"DATA_DIR": str(data),
                                                    "PROMETHEUS_MULTIPROC_DIR": str(data / "prometheus")}), "check")
     assert proc.returncode == 0 and proc.stdout.startswith("settings OK"), proc.stderr
+
+
+def test_a_python_the_owner_cannot_read_is_refused_in_one_line(scratch: Path) -> None:
+    """This very interpreter, as root: where the owner cannot read it (a venv of root's own
+    pyenv, as on the test machines) the switch is refused before it happens, in one line, and
+    nothing is created; where it can, the command works as the owner. Never a traceback from
+    an import after the switch."""
+    user = pwd.getpwnam(OWNER)
+    data = _owned_by(user, scratch / "state")
+    env_file = _settings(scratch, {"DATA_DIR": str(data)})
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "DATABASE_URL", "JACKDAW_ENV_FILE")}
+    proc = subprocess.run([sys.executable, "-m", "jackdaw.cli", "--env-file", str(env_file), "db", "upgrade"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if proc.returncode == 0:
+        assert (data / "jackdaw.db").stat().st_uid == user.pw_uid
+    else:
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert f"belongs to {OWNER}, who cannot read this Python's files" in proc.stderr
+        assert list(data.iterdir()) == []
