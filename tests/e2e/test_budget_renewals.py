@@ -33,7 +33,8 @@ class BudgetBed:
         return f"{label}-{self.backend}.renew.{ZONE}"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+# PostgreSQL end to end; tests/integration/test_budget_renewals.py runs every rule on both databases
+@pytest.fixture(scope="module", params=["postgres"])
 def budget_bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, bind: Bind,
                pebble: Pebble) -> Iterator[BudgetBed]:
     workdir = tmp_path_factory.mktemp(f"relay-budget-{request.param}")

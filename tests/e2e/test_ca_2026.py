@@ -72,13 +72,15 @@ class Bed:
         return self.relay.cli(*argv)
 
 
-def start(stack: ExitStack, workdir: Path, bind: Bind, pebble: Pebble, backend: str, **extra: str) -> Bed:
+def start(stack: ExitStack, workdir: Path, bind: Bind, pebble: Pebble, backend: str, never_ready_if: str | None = None,
+          **extra: str) -> Bed:
     port = free_port()
     url = f"sqlite:///{workdir / 'data' / 'jackdaw.db'}"
     settings = {"ALLOWED_DOMAINS": ZONE, **extra}
     if backend == "postgres":
         url = settings["DATABASE_URL"] = stack.enter_context(postgres_database())
-    relay = stack.enter_context(Relay(workdir, relay_env(workdir, bind, pebble, port, **settings)))
+    relay = stack.enter_context(Relay(workdir, relay_env(workdir, bind, pebble, port, **settings),
+                                      never_ready_if=never_ready_if))
     return Bed(relay, pebble, bind, port, backend, url)
 
 
@@ -247,7 +249,7 @@ def test_upstream_eab(tmp_path_factory: pytest.TempPathFactory, bind: Bind, tmp_
         pebble = stack.enter_context(Pebble(tmp_path_factory.mktemp("pebble-eab"), bind.port, binary=CURRENT_PEBBLE,
                                             eab_keys={"kid-1": hmac_key}))
         with pytest.raises(RuntimeError, match=r"LE_EAB_KID: the upstream CA .* requires an external account binding"):
-            start(ExitStack(), tmp_path / "without", bind, pebble, "sqlite")
+            start(ExitStack(), tmp_path / "without", bind, pebble, "sqlite", never_ready_if="LE_EAB_KID")
         bed = start(stack, tmp_path / "with", bind, pebble, "sqlite", LE_EAB_KID="kid-1", LE_EAB_HMAC_KEY=hmac_key)
         issued = certbot(tmp_path / "certbot", bed.relay.directory_url, [bed.name("eab")], standalone_port=bed.port)
         check_certificate(issued, [bed.name("eab")], pebble.roots_pem())

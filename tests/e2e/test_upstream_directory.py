@@ -27,7 +27,10 @@ from tests.testbed import CURRENT_PEBBLE, Bind, Pebble
 pytestmark = pytest.mark.skipif(not os.access(CURRENT_PEBBLE, os.X_OK),
                                 reason=f"needs a current Pebble at {CURRENT_PEBBLE} (CI has one)")
 
-BACKENDS = ["sqlite", "postgres"]
+# one database each end to end (the suite's time); tests/integration/test_upstream_directory.py runs
+# both on both
+RESTART_BACKENDS = ["sqlite"]
+GRACE_BACKENDS = ["postgres"]
 LISTED = {"default": "90 days", "shortlived": "6 days"}
 
 
@@ -57,7 +60,7 @@ def order_for(bed: Bed, name: str) -> dict[str, Any]:
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", RESTART_BACKENDS)
 def test_a_relay_restarted_while_the_ca_is_away_offers_the_stored_profiles(
         backend: str, tmp_path: Path, bind: Bind) -> None:
     with ExitStack() as stack:
@@ -83,7 +86,7 @@ def test_a_relay_restarted_while_the_ca_is_away_offers_the_stored_profiles(
         assert stored(bed).checked == before.checked  # served from the database: not fetched again
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", GRACE_BACKENDS)
 def test_a_profile_the_ca_stops_listing_stays_offered_for_the_grace(
         backend: str, tmp_path: Path, bind: Bind) -> None:
     told = tmp_path / "notifications"
