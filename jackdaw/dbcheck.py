@@ -54,7 +54,7 @@ def _cannot_open(url: str, exc: BaseException) -> str:
     path = sqlite_path(url)
     if path is None:
         return f"cannot open {_where(url)}: {found}"
-    described = f"cannot open {_where(url)} ({_describe(Path(path))}) as {_user()}: {found}"
+    described = f"cannot open {_where(url)} ({_describe(Path(path))}) as {running_as()}: {found}"
     return sqlite_access(Path(path), running=True) or described
 
 
@@ -83,7 +83,8 @@ def words(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def _user() -> str:
+def running_as() -> str:
+    """The user this process runs as, for a line an operator reads."""
     return f"user {_name(os.geteuid())}"
 
 
@@ -110,7 +111,7 @@ def sqlite_access(path: Path, running: bool = False, missing_ok: bool = False) -
     """Why this user cannot open ``path`` read-write (with its -wal, -shm and -writer), or None.
     ``running``: the relay opened it before, so a missing file was removed or moved away.
     ``missing_ok``: a missing file is fine where this user may create it (`jackdaw check`)."""
-    user, name = _user(), _name(os.geteuid())  # name: what chown takes
+    user, name = running_as(), _name(os.geteuid())  # name: what chown takes
     for directory in reversed(path.parents):
         if not directory.exists():
             return (f"cannot open the SQLite database {path}: its directory {directory} does not exist "

@@ -7,18 +7,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jackdaw.dbcheck import sqlite_access
+from jackdaw.db import sqlite_path
+from jackdaw.dbcheck import running_as, sqlite_access
 from jackdaw.envparse import ConfigError
 from jackdaw.serving import MULTIPROC_DIR, Serving
 from jackdaw.settings import Settings
 
 
 def sqlite_file(database_url: str) -> Path | None:
-    """The file of an SQLite URL; None for PostgreSQL and in-memory SQLite."""
-    if not database_url.startswith("sqlite:///"):
-        return None
-    path = database_url.removeprefix("sqlite:///").partition("?")[0]
-    return Path(path) if path and path != ":memory:" else None
+    """The file of an SQLite URL; None for PostgreSQL, in-memory SQLite and no URL at all."""
+    path = sqlite_path(database_url) if database_url else None
+    return Path(path) if path else None
 
 
 def check_writable(key: str, directory: Path) -> None:
@@ -26,7 +25,7 @@ def check_writable(key: str, directory: Path) -> None:
     existing = directory.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    who = _user()
+    who = running_as()
     if not existing.is_dir():
         raise ConfigError(f"{key}: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -50,13 +49,3 @@ def check_state_dirs(settings: Settings, serving: Serving) -> None:
         check_writable(key, settings.relay_cert_path)
     if serving.multiproc_dir is not None:
         check_writable(MULTIPROC_DIR, serving.multiproc_dir)
-
-
-def _user() -> str:
-    import pwd
-
-    uid = os.geteuid()
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import ParamSpec
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from jackdaw.db import sqlite_path
 from jackdaw.dns.base import DNSProvider
 from jackdaw.envparse import ConfigError
 from jackdaw.ops import actions, queries, render
@@ -61,12 +61,10 @@ def _sqlite_path(url: str) -> Path | None:
 
     check_database_url(url)
     try:
-        parsed = make_url(url)
+        path = sqlite_path(url)
     except ArgumentError:
         raise ConfigError(f"DATABASE_URL: not a database URL: {mask_url(url)!r}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(parsed.database)
-    return None
+    return Path(path) if path else None
 
 
 def require_database(url: str) -> None:

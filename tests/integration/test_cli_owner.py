@@ -116,7 +116,7 @@ def test_check_judges_writability_as_the_owner(scratch: Path) -> None:
         proc = _run(scratch, user, _settings(scratch, {"DATA_DIR": str(data), key: str(value)}), "check")
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-        assert lines[0].startswith(f"configuration error: {key}: {roots} is not writable by {OWNER}"), lines[0]
+        assert lines[0].startswith(f"configuration error: {key}: {roots} is not writable by user {OWNER}"), lines[0]
     proc = _run(scratch, user, _settings(scratch, {"DATA_DIR": str(data),
                                                    "PROMETHEUS_MULTIPROC_DIR": str(data / "prometheus")}), "check")
     assert proc.returncode == 0 and proc.stdout.startswith("settings OK"), proc.stderr
